@@ -1,0 +1,1 @@
+"""The Rasa project (domain, data, config) and its action server package."""

@@ -1,0 +1,6 @@
+"""Custom actions (rasa-sdk), one module per skill. Thin: read slots, call a service, return events."""
+
+from bot.actions.handoff import ActionRequestHandoff
+from bot.actions.orders import ActionCheckOrderStatus
+
+__all__ = ["ActionCheckOrderStatus", "ActionRequestHandoff"]

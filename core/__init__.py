@@ -1,0 +1,1 @@
+"""Shared foundation: settings, database engine and tables, process launcher."""

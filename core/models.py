@@ -1,0 +1,80 @@
+"""SQLModel tables of the application database.
+
+Rasa keeps its own ``events`` table (tracker store); these tables hold what the
+business needs in a queryable shape. Schema changes go through Alembic
+(``core/migrations``).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    """Timezone-aware now, stored as UTC."""
+    return datetime.now(UTC)
+
+
+class Customer(SQLModel, table=True):
+    """A store customer."""
+
+    id: str = Field(primary_key=True, max_length=64)
+    name: str = Field(max_length=200)
+    email: str = Field(max_length=320, index=True)
+
+
+class OrderBase(SQLModel):
+    """Fields of an order that the bot may tell its customer."""
+
+    status: str = Field(max_length=32)  # placed | packed | shipped | delivered | cancelled
+    items: str = Field(max_length=2000)
+    total: float
+    carrier: str | None = Field(default=None, max_length=64)
+    eta: datetime | None = None
+
+
+class Order(OrderBase, table=True):
+    """An order in the shop (the demo store seeds a few)."""
+
+    __tablename__ = "shop_order"
+
+    id: str = Field(primary_key=True, max_length=32)
+    customer_id: str = Field(foreign_key="customer.id", index=True, max_length=64)
+    placed_at: datetime = Field(default_factory=utcnow)
+
+
+class Ticket(SQLModel, table=True):
+    """A request for a human agent, opened by the bot."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    sender_id: str = Field(index=True, max_length=255)
+    reason: str = Field(max_length=64)  # explicit_request | fallback | negative_sentiment | ...
+    status: str = Field(default="queued", max_length=16, index=True)
+    last_message: str = Field(default="", max_length=4000)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Turn(SQLModel, table=True):
+    """One user message as understood by the NLU, copied from Rasa's tracker store."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    tracker_event_id: int = Field(unique=True, index=True)
+    sender_id: str = Field(index=True, max_length=255)
+    channel: str | None = Field(default=None, max_length=32)
+    text: str = Field(max_length=10000)
+    intent: str | None = Field(default=None, max_length=100, index=True)
+    confidence: float | None = None
+    sentiment: str | None = Field(default=None, max_length=16)
+    sentiment_score: float | None = None
+    entities: str = Field(default="[]", max_length=10000)  # JSON list, Rasa format
+    timestamp: datetime = Field(index=True)
+
+
+class Checkpoint(SQLModel, table=True):
+    """Progress marker of a stream reader (last tracker event id consumed)."""
+
+    name: str = Field(primary_key=True, max_length=64)
+    position: int = 0
+    updated_at: datetime = Field(default_factory=utcnow)

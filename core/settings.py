@@ -1,0 +1,68 @@
+"""Application settings, read from the environment and `.env` (one place for all config)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Every tunable of the stack. Environment variables win over `.env`.
+
+    Secrets (``nlu_token``) have no default in production: ``require_secrets``
+    refuses to start a public deployment without them.
+    """
+
+    model_config = SettingsConfigDict(env_file=ROOT / ".env", extra="ignore")
+
+    # Where runtime state lives (SQLite files, trained models, logs).
+    var_dir: Path = ROOT / "var"
+    # Application database (SQLModel). SQLite by default, PostgreSQL in production.
+    database_url: str = ""
+    # Rasa's tracker store; empty = derived from database_url (same database kind).
+    tracker_database_url: str = ""
+
+    # Host every service binds to; loopback unless deliberately exposed.
+    host: str = "127.0.0.1"
+    nlu_port: int = 5006
+    action_port: int = 5055
+    rasa_port: int = 5005
+
+    # Shared secret Rasa sends to the NLU service (`token` field / query param).
+    nlu_token: str = Field(default="", repr=False)
+    # Directory of the trained NLU model served by `nlu.server`.
+    nlu_model_dir: Path = ROOT / "var" / "models" / "nlu"
+    # Torch intra-op threads for inference (0 = all cores).
+    nlu_threads: int = 0
+
+    # Python 3.10 virtual environment holding Rasa (built by scripts/setup.sh).
+    rasa_venv: Path = ROOT / ".venv-rasa"
+
+    @property
+    def app_db_url(self) -> str:
+        """The application database URL, defaulting to a SQLite file under var/."""
+        return self.database_url or f"sqlite:///{self.var_dir / 'app.db'}"
+
+    @property
+    def tracker_db_url(self) -> str:
+        """Rasa tracker store URL: same kind as the app DB; SQLite gets its own file."""
+        if self.tracker_database_url:
+            return self.tracker_database_url
+        if self.app_db_url.startswith("sqlite"):
+            return f"sqlite:///{self.var_dir / 'tracker.db'}"
+        return self.app_db_url
+
+    def url(self, port: int) -> str:
+        """Loopback URL of one of the stack's services."""
+        return f"http://{self.host}:{port}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (read once, lazily)."""
+    return Settings()

@@ -1,0 +1,253 @@
+"""Run the whole bot on one machine: ``python -m core.stack run [--no-chat]``.
+
+Steps: 1 database schema and demo data · 2 train what is missing (NLU model,
+Rasa core model) · 3 start NLU, action server, Rasa and the worker · 4 wait until
+healthy · 5 chat in the terminal (or wait for Ctrl-C). Logs go to var/logs/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from core.errors import SetupError
+from core.rasa_files import fingerprint, write_endpoints
+from core.settings import ROOT, Settings, get_settings
+
+log = logging.getLogger("stack")
+PY = sys.executable
+
+
+@dataclass
+class Service:
+    """A child process and how to tell that it is ready."""
+
+    name: str
+    argv: list[str]
+    health_url: str
+    env: dict[str, str] = field(default_factory=dict)
+    proc: subprocess.Popen[bytes] | None = None
+
+
+def child_env(settings: Settings, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment for children: settings made explicit, offline model hub, no telemetry."""
+    env = dict(os.environ)
+    env.update({k.upper(): str(v) for k, v in settings.model_dump().items()})
+    env.update(
+        {
+            "PYTHONPATH": str(ROOT),
+            "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+            "RASA_TELEMETRY_ENABLED": "false",
+            "DATABASE_URL": settings.app_db_url,
+            "TRACKER_DATABASE_URL": settings.tracker_db_url,
+        }
+    )
+    env.update(extra or {})
+    return env
+
+
+def rasa_python(settings: Settings) -> Path:
+    """The Rasa venv's interpreter, or a clear error saying how to build it."""
+    py = settings.rasa_venv / "bin" / "python"
+    if not py.exists():
+        raise SetupError(f"Rasa venv missing at {settings.rasa_venv}: run `make setup` (scripts/setup.sh)")
+    return py
+
+
+def rasa_model_path(settings: Settings) -> Path:
+    """Where the core-only Rasa model is kept."""
+    return settings.var_dir / "models" / "rasa" / "core.tar.gz"
+
+
+def ensure_nlu_model(settings: Settings) -> None:
+    """Train the NLU model if there is none (progress bars in the terminal)."""
+    if (settings.nlu_model_dir / "nlu_meta.json").exists():
+        return
+    log.info("training the NLU model (first run only, a few minutes on 2 cores)...")
+    subprocess.run(
+        [PY, "-m", "nlu.train", "--out", str(settings.nlu_model_dir)], check=True, env=child_env(settings), cwd=ROOT
+    )
+
+
+def ensure_rasa_model(settings: Settings) -> Path:
+    """Train the core-only Rasa model when missing or when its inputs changed."""
+    model = rasa_model_path(settings)
+    stamp = model.with_suffix(".fingerprint")
+    fp = fingerprint()
+    if model.exists() and stamp.exists() and stamp.read_text() == fp:
+        return model
+    log.info("training the Rasa dialogue model...")
+    argv = [
+        str(rasa_python(settings)), str(ROOT / "bot" / "rasa_launch.py"), "train", "core",
+        "--config", "bot/config.yml", "--domain", "bot/domain.yml", "--stories", "bot/data/rules.yml",
+        "--out", str(model.parent), "--fixed-model-name", "core",
+    ]  # fmt: skip
+    subprocess.run(argv, check=True, env=child_env(settings), cwd=ROOT, stdout=subprocess.DEVNULL)
+    stamp.write_text(fp)
+    return model
+
+
+def services(settings: Settings, endpoints: Path, model: Path) -> list[Service]:
+    """The long-running processes of the embedded stack."""
+    rasa = [
+        str(rasa_python(settings)), str(ROOT / "bot" / "rasa_launch.py"), "run",
+        "-i", settings.host, "-p", str(settings.rasa_port), "--enable-api",
+        "--endpoints", str(endpoints), "--credentials", "bot/credentials.yml", "-m", str(model),
+    ]  # fmt: skip
+    return [
+        Service("nlu", [PY, "-m", "nlu.server"], settings.url(settings.nlu_port) + "/health"),
+        Service(
+            "actions",
+            [PY, "-m", "rasa_sdk", "--actions", "bot.actions", "-p", str(settings.action_port)],
+            settings.url(settings.action_port) + "/health",
+            env={"SANIC_HOST": settings.host},
+        ),
+        Service("rasa", rasa, settings.url(settings.rasa_port) + "/status"),
+        Service("worker", [PY, "-m", "monitoring.worker"], ""),
+    ]
+
+
+def start(svc: Service, settings: Settings) -> None:
+    """Spawn one service with its log in var/logs/<name>.log."""
+    logs = settings.var_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    out = (logs / f"{svc.name}.log").open("ab")
+    svc.proc = subprocess.Popen(
+        svc.argv,
+        cwd=ROOT,
+        env=child_env(settings, svc.env),
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def wait_healthy(svc: Service, timeout: float) -> None:
+    """Poll the health URL until 200; fail early if the process died."""
+    if not svc.health_url:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if svc.proc is not None and svc.proc.poll() is not None:
+            raise SetupError(f"{svc.name} exited with {svc.proc.returncode}; see var/logs/{svc.name}.log")
+        try:
+            if httpx.get(svc.health_url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise SetupError(f"{svc.name} not healthy after {timeout:.0f} s; see var/logs/{svc.name}.log")
+
+
+def stop_all(running: list[Service]) -> None:
+    """SIGTERM every child (process group), then SIGKILL what lingers."""
+    for svc in running:
+        if svc.proc and svc.proc.poll() is None:
+            os.killpg(svc.proc.pid, signal.SIGTERM)
+    for svc in running:
+        if svc.proc:
+            try:
+                svc.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(svc.proc.pid, signal.SIGKILL)
+
+
+def prepare(settings: Settings) -> tuple[Path, Path]:
+    """Steps 1-2: schema, demo data, models, endpoints file."""
+    from core import db, demo
+
+    db.upgrade(settings.app_db_url)
+    demo.seed(db.get_engine(settings.app_db_url))
+    ensure_nlu_model(settings)
+    return write_endpoints(settings), ensure_rasa_model(settings)
+
+
+def up(settings: Settings, timeout: float = 180) -> list[Service]:
+    """Steps 3-4: start every service and wait for health; stops all on failure."""
+    endpoints, model = prepare(settings)
+    running: list[Service] = []
+    try:
+        for svc in services(settings, endpoints, model):
+            start(svc, settings)
+            running.append(svc)
+        for svc in running:
+            wait_healthy(svc, timeout)
+    except BaseException:
+        stop_all(running)
+        raise
+    return running
+
+
+def chat(settings: Settings, read: Callable[[str], str] = input) -> None:
+    """Step 5: a terminal chat over Rasa's REST channel (Ctrl-D or /stop to quit)."""
+    url = settings.url(settings.rasa_port) + "/webhooks/rest/webhook"
+    sender = f"cli-{os.getpid()}"
+    print("Chat with the store bot (type /stop to quit).")  # noqa: T201 — the CLI's user interface
+    while True:
+        try:
+            text = read("you> ").strip()
+        except EOFError:
+            return
+        if text == "/stop":
+            return
+        if not text:
+            continue
+        try:
+            replies = httpx.post(url, json={"sender": sender, "message": text}, timeout=30).json()
+        except httpx.HTTPError as exc:
+            print(f"(bot unreachable: {exc.__class__.__name__})")  # noqa: T201
+            continue
+        for r in replies:
+            print("bot>", r.get("text") or "", *(f"[{b['title']}]" for b in r.get("buttons", [])))  # noqa: T201
+
+
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> None:
+    """CLI entry point."""
+    p = argparse.ArgumentParser(prog="python -m core.stack")
+    p.add_argument("command", choices=["run", "prepare"])
+    p.add_argument("--no-chat", action="store_true", help="serve until Ctrl-C instead of chatting")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    settings = get_settings()
+    started = time.monotonic()
+    if args.command == "prepare":
+        prepare(settings)
+        return
+    try:
+        running = up(settings)
+    except SetupError as exc:
+        log.error("%s", exc)
+        raise SystemExit(1) from exc
+    log.info(
+        "ready in %.0f s: REST %s/webhooks/rest/webhook", time.monotonic() - started, settings.url(settings.rasa_port)
+    )
+    try:
+        signal.signal(signal.SIGTERM, _interrupt)
+        if args.no_chat or not sys.stdin.isatty():
+            while True:
+                time.sleep(3600)
+        else:
+            chat(settings)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop_all(running)
+
+
+if __name__ == "__main__":
+    main()

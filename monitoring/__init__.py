@@ -1,0 +1,1 @@
+"""Turn ingestion, sentiment monitoring and business metrics."""

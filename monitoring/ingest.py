@@ -1,0 +1,94 @@
+"""Copy every user turn from Rasa's tracker store into the queryable ``turn`` table.
+
+Exactly once: turns and the checkpoint are written in one transaction, and
+``turn.tracker_event_id`` is unique. Rows that commit late with a lower id than
+the checkpoint (concurrent writers on PostgreSQL) are caught by re-reading a
+window of ``LOOKBACK`` ids behind it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlmodel import Session, select
+
+from core.models import Checkpoint, Turn, utcnow
+
+log = logging.getLogger(__name__)
+CHECKPOINT = "tracker_turns"
+LOOKBACK = 500
+MAX_TEXT = 10_000
+_QUERY = text(
+    "SELECT id, sender_id, timestamp, data FROM events "
+    "WHERE type_name = 'user' AND id > :after ORDER BY id LIMIT :limit"
+)
+
+
+def turn_from_event(event_id: int, sender_id: str, timestamp: float | None, data: str | None) -> Turn:
+    """Build a Turn from one ``events`` row; tolerant of missing parse data."""
+    try:
+        event: dict[str, Any] = json.loads(data or "{}")
+    except json.JSONDecodeError:
+        event = {}
+    parse = event.get("parse_data") or {}
+    intent = parse.get("intent") or {}
+    sentiment = parse.get("sentiment") or {}
+    ts = timestamp if timestamp is not None else event.get("timestamp")
+    return Turn(
+        tracker_event_id=event_id,
+        sender_id=sender_id,
+        channel=event.get("input_channel"),
+        text=str(event.get("text") or "")[:MAX_TEXT],
+        intent=intent.get("name"),
+        confidence=intent.get("confidence"),
+        sentiment=sentiment.get("label") if isinstance(sentiment, dict) else None,
+        sentiment_score=sentiment.get("score") if isinstance(sentiment, dict) else None,
+        entities=json.dumps(parse.get("entities") or [])[:MAX_TEXT],
+        timestamp=datetime.fromtimestamp(float(ts), tz=UTC) if ts is not None else utcnow(),
+    )
+
+
+def ingest_once(tracker: Engine, app: Engine, batch: int = 1000) -> int:
+    """Move the next batch of user turns; returns how many new turns were stored."""
+    with Session(app) as session:
+        cp = session.get(Checkpoint, CHECKPOINT) or Checkpoint(name=CHECKPOINT, position=0)
+        try:
+            with tracker.connect() as conn:
+                rows = conn.execute(_QUERY, {"after": max(0, cp.position - LOOKBACK), "limit": batch + LOOKBACK}).all()
+        except (OperationalError, ProgrammingError) as exc:
+            if "events" in str(exc):  # Rasa has not created its table yet
+                return 0
+            raise
+        ids = [r.id for r in rows]
+        known = (
+            set(
+                session.exec(select(Turn.tracker_event_id).where(Turn.tracker_event_id.in_(ids))).all()  # type: ignore[attr-defined]
+            )
+            if ids
+            else set()
+        )
+        new = [r for r in rows if r.id not in known]
+        for r in new:
+            session.add(turn_from_event(r.id, r.sender_id, r.timestamp, r.data))
+        position = max([cp.position, *ids])
+        if rows:
+            cp.position, cp.updated_at = position, utcnow()
+            session.add(cp)
+        session.commit()
+    if new:
+        log.info("ingested %d turns (checkpoint %d)", len(new), position)
+    return len(new)
+
+
+def ingest_all(tracker: Engine, app: Engine, batch: int = 1000) -> int:
+    """Ingest until caught up."""
+    total = 0
+    while (n := ingest_once(tracker, app, batch)) > 0:
+        total += n
+    return total

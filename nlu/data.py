@@ -1,0 +1,152 @@
+"""Training examples: Rasa NLU YAML, intent CSVs and sentiment CSVs → `Example`s."""
+
+from __future__ import annotations
+
+import csv
+import logging
+import random
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from nlu.errors import DataError
+
+log = logging.getLogger(__name__)
+SENTIMENTS = ("negative", "neutral", "positive")
+_ANNOTATION = re.compile(r"\[(?P<value>[^\]]+)\]\((?P<entity>[^)]+)\)")
+
+
+@dataclass(frozen=True)
+class Entity:
+    """A labelled span of an example, character offsets into ``Example.text``."""
+
+    entity: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Example:
+    """One training sentence; ``intent`` or ``sentiment`` may be None (multi-task data)."""
+
+    text: str
+    intent: str | None = None
+    sentiment: str | None = None
+    entities: tuple[Entity, ...] = field(default=())
+
+
+def strip_annotations(raw: str) -> tuple[str, tuple[Entity, ...]]:
+    """Turn Rasa's ``[value](entity)`` markup into plain text plus entity spans."""
+    text, ents, pos = [], [], 0
+    for m in _ANNOTATION.finditer(raw):
+        text.append(raw[pos : m.start()])
+        start = sum(len(t) for t in text)
+        text.append(m["value"])
+        ents.append(Entity(m["entity"].split(":")[0].strip(), start, start + len(m["value"])))
+        pos = m.end()
+    text.append(raw[pos:])
+    return "".join(text), tuple(ents)
+
+
+def load_rasa_yaml(path: Path) -> list[Example]:
+    """Read the ``nlu:`` intent blocks of a Rasa 3 NLU YAML file."""
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise DataError(f"{path}: invalid YAML: {exc}") from exc
+    out: list[Example] = []
+    for i, block in enumerate(doc.get("nlu") or []):
+        if "intent" not in block:
+            continue
+        lines = str(block.get("examples", "")).splitlines()
+        items = [ln.strip()[1:].strip() for ln in lines if ln.strip().startswith("-")]
+        if not items:
+            raise DataError(f"{path}: intent block {i} ({block['intent']}) has no examples")
+        for item in items:
+            text, ents = strip_annotations(item)
+            out.append(Example(text=text, intent=block["intent"], entities=ents))
+    return out
+
+
+def _read_csv(path: Path, required: tuple[str, ...]) -> list[tuple[int, dict[str, str]]]:
+    try:
+        with path.open(encoding="utf-8", newline="") as f:
+            reader = csv.DictReader(f)
+            missing = [c for c in required if c not in (reader.fieldnames or [])]
+            if missing:
+                raise DataError(f"{path}: missing column(s) {missing}")
+            return [(n, row) for n, row in enumerate(reader, start=2)]
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8: {exc}") from exc
+
+
+def load_intent_csv(path: Path) -> list[Example]:
+    """Read ``text,intent`` rows (extra columns ignored)."""
+    out = []
+    for line, row in _read_csv(path, ("text", "intent")):
+        if not (row["text"] or "").strip() or not (row["intent"] or "").strip():
+            raise DataError(f"{path}:{line}: empty text or intent")
+        out.append(Example(text=row["text"].strip(), intent=row["intent"].strip()))
+    return out
+
+
+def load_sentiment_csv(path: Path) -> list[Example]:
+    """Read ``text,label`` rows; label is a name or TweetEval's 0/1/2."""
+    out = []
+    for line, row in _read_csv(path, ("text", "label")):
+        label = (row["label"] or "").strip()
+        if label.isdigit() and int(label) < len(SENTIMENTS):
+            label = SENTIMENTS[int(label)]
+        if label not in SENTIMENTS or not (row["text"] or "").strip():
+            raise DataError(f"{path}:{line}: bad sentiment row (label {label!r})")
+        out.append(Example(text=row["text"].strip(), sentiment=label))
+    return out
+
+
+def cap_per_label(examples: list[Example], cap: int, seed: int) -> list[Example]:
+    """Keep at most ``cap`` examples per intent (random, reproducible); 0 = no cap."""
+    if cap <= 0:
+        return list(examples)
+    groups: dict[str | None, list[Example]] = defaultdict(list)
+    for ex in examples:
+        groups[ex.intent].append(ex)
+    rng = random.Random(seed)
+    out: list[Example] = []
+    for key in sorted(groups, key=str):
+        items = groups[key]
+        out.extend(rng.sample(items, cap) if len(items) > cap else items)
+    return out
+
+
+def stratified_split(examples: list[Example], dev_fraction: float, seed: int) -> tuple[list[Example], list[Example]]:
+    """Split by label (intent, else sentiment) so every label appears in both parts."""
+    groups: dict[str, list[Example]] = defaultdict(list)
+    for ex in examples:
+        groups[str(ex.intent or ex.sentiment)].append(ex)
+    rng = random.Random(seed)
+    train, dev = [], []
+    for key in sorted(groups):
+        items = groups[key][:]
+        rng.shuffle(items)
+        n_dev = max(1, round(len(items) * dev_fraction)) if len(items) > 2 else 0
+        dev.extend(items[:n_dev])
+        train.extend(items[n_dev:])
+    return train, dev
+
+
+def oversample(examples: list[Example], minimum: int, seed: int) -> list[Example]:
+    """Repeat examples of small intents until each has at least ``minimum``."""
+    groups: dict[str | None, list[Example]] = defaultdict(list)
+    for ex in examples:
+        groups[ex.intent].append(ex)
+    rng = random.Random(seed)
+    out: list[Example] = []
+    for key in sorted(groups, key=str):
+        items = groups[key]
+        out.extend(items)
+        if key is not None and len(items) < minimum:
+            out.extend(rng.choices(items, k=minimum - len(items)))
+    return out

@@ -1,0 +1,36 @@
+"""Rule-based entities for exact patterns (order ids, invoice ids, emails), in Rasa's format."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
+    ("email", re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")),
+    ("invoice_id", re.compile(r"\bINV-?\d{3,12}\b", re.IGNORECASE)),
+    ("order_id", re.compile(r"(?<![\w@.-])#?(\d{5,15})(?![\w@-]|\.\d)")),
+]
+
+
+def extract(text: str) -> list[dict[str, Any]]:
+    """Find exact-pattern entities; spans never overlap (earlier patterns win)."""
+    found: list[dict[str, Any]] = []
+    taken: list[tuple[int, int]] = []
+    for name, pattern in _PATTERNS:
+        for m in pattern.finditer(text):
+            group = 1 if pattern.groups else 0
+            start, end = m.span(group)
+            if any(s < end and start < e for s, e in taken):
+                continue
+            taken.append((start, end))
+            found.append(
+                {
+                    "entity": name,
+                    "value": m.group(group),
+                    "start": start,
+                    "end": end,
+                    "confidence_entity": 1.0,
+                    "extractor": "RegexRules",
+                }
+            )
+    return sorted(found, key=lambda e: e["start"])

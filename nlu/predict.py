@@ -1,0 +1,95 @@
+"""Inference: text → Rasa parse result (intent, ranking, entities, sentiment)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nlu import entities as regex_entities
+from nlu.model import ModelMeta, load
+from nlu.payload import parse_payload
+from nlu.train import encode
+
+log = logging.getLogger(__name__)
+FALLBACK_INTENT = "nlu_fallback"
+RANKING_SIZE = 10
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+class Predictor:
+    """A loaded model plus the rules around it (payloads, regex entities, fallback)."""
+
+    def __init__(self, model: torch.nn.Module, tokenizer: Any, meta: ModelMeta):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.meta = meta
+
+    @torch.inference_mode()
+    def parse_batch(self, texts: list[str]) -> list[dict[str, Any]]:
+        """Parse many texts in one forward pass (dynamic padding)."""
+        results: list[dict[str, Any] | None] = [self._payload_result(t) for t in texts]
+        todo = [i for i, r in enumerate(results) if r is None]
+        if todo:
+            clean = [_CONTROL.sub(" ", texts[i]).strip() or "." for i in todo]
+            enc = encode(self.tokenizer, clean, self.meta.max_length)
+            out = self.model(**enc)
+            intent_p = torch.softmax(out["intent"].float() / self.meta.temperature, -1)
+            sent_p = torch.softmax(out["sentiment"].float(), -1)
+            for row, i in enumerate(todo):
+                results[i] = self._model_result(texts[i], intent_p[row], sent_p[row])
+        return [r for r in results if r is not None]
+
+    def parse(self, text: str) -> dict[str, Any]:
+        """Parse one message in Rasa's ``/model/parse`` format."""
+        return self.parse_batch([text])[0]
+
+    def _payload_result(self, text: str) -> dict[str, Any] | None:
+        payload = parse_payload(text)
+        if payload is None:
+            return None
+        intent = {"name": payload["intent"], "confidence": payload["confidence"]}
+        return {
+            "text": text,
+            "intent": intent,
+            "intent_ranking": [intent],
+            "entities": payload["entities"],
+            "sentiment": None,
+        }
+
+    def _model_result(self, text: str, intent_p: torch.Tensor, sent_p: torch.Tensor) -> dict[str, Any]:
+        top = torch.topk(intent_p, k=min(RANKING_SIZE, len(self.meta.intents)))
+        ranking: list[dict[str, Any]] = [
+            {"name": self.meta.intents[int(i)], "confidence": round(float(p), 6)}
+            for p, i in zip(top.values, top.indices, strict=True)
+        ]
+        intent = dict(ranking[0])
+        if float(intent["confidence"]) < self.meta.threshold:
+            intent = {"name": FALLBACK_INTENT, "confidence": intent["confidence"]}
+            ranking = [intent, *ranking]
+        scores = {name: round(float(p), 6) for name, p in zip(self.meta.sentiments, sent_p, strict=True)}
+        label = max(scores, key=lambda k: scores[k])
+        return {
+            "text": text,
+            "intent": intent,
+            "intent_ranking": ranking,
+            "entities": regex_entities.extract(text),
+            "sentiment": {"label": label, "score": scores[label], "scores": scores},
+        }
+
+
+def set_threads(threads: int = 0) -> None:
+    """Torch intra-op threads: ``threads`` or all cores."""
+    torch.set_num_threads(threads or os.cpu_count() or 1)
+
+
+def load_predictor(path: Path, threads: int = 0) -> Predictor:
+    """Load the model saved in ``path`` and wrap it."""
+    set_threads(threads)
+    model, tokenizer, meta = load(path)
+    log.info("NLU model loaded from %s (%d intents)", path, len(meta.intents))
+    return Predictor(model, tokenizer, meta)

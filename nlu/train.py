@@ -1,0 +1,309 @@
+"""Fine-tune the joint intent + sentiment model: ``python -m nlu.train [--out DIR] [--key value]``.
+
+Steps: 1 read config · 2 load and split data · 3 build model · 4 train with early
+stopping · 5 calibrate (temperature) · 6 save with a model card.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import logging
+import math
+import random
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from tqdm.auto import tqdm
+from transformers import AutoTokenizer, PreTrainedTokenizerBase, get_linear_schedule_with_warmup
+
+from core.settings import ROOT
+from nlu import data as nlu_data
+from nlu.data import SENTIMENTS, Example
+from nlu.model import JointClassifier, ModelMeta, base_model_path, build, save
+
+log = logging.getLogger(__name__)
+DEFAULT_CONFIG = ROOT / "nlu" / "config.yml"
+
+
+def load_config(path: Path = DEFAULT_CONFIG, **overrides: Any) -> dict[str, Any]:
+    """Config file values, then non-None overrides."""
+    cfg = yaml.safe_load(path.read_text())
+    cfg.update({k: v for k, v in overrides.items() if v is not None})
+    return cfg
+
+
+def seed_everything(seed: int) -> None:
+    """Fix Python, NumPy and torch seeds."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def pick_device() -> torch.device:
+    """CUDA when present, else CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _paths(items: list[str]) -> list[Path]:
+    return [p if p.is_absolute() else ROOT / p for p in map(Path, items or [])]
+
+
+def load_examples(cfg: dict[str, Any]) -> tuple[list[Example], list[Example]]:
+    """Intent examples (capped, per config) and sentiment examples."""
+    intents: list[Example] = []
+    for p in _paths(cfg["rasa_nlu"]):
+        intents += nlu_data.load_rasa_yaml(p)
+    csv_intents: list[Example] = []
+    for p in _paths(cfg["intent_csv"]):
+        csv_intents += nlu_data.load_intent_csv(p)
+    intents += nlu_data.cap_per_label(csv_intents, cfg["cap_per_intent"], cfg["seed"])
+    sentiments: list[Example] = []
+    for p in _paths(cfg["sentiment_csv"]):
+        sentiments += nlu_data.load_sentiment_csv(p)
+    return intents, sentiments
+
+
+def encode(tokenizer: PreTrainedTokenizerBase, texts: list[str], max_length: int) -> dict[str, torch.Tensor]:
+    """Tokenize with dynamic padding (to the longest text in the batch)."""
+    enc = tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+    return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+
+
+def _labels(batch: list[Example], meta: ModelMeta) -> tuple[torch.Tensor, torch.Tensor]:
+    i_idx = {n: i for i, n in enumerate(meta.intents)}
+    s_idx = {n: i for i, n in enumerate(meta.sentiments)}
+    intent = torch.tensor([i_idx[e.intent] if e.intent else -100 for e in batch])
+    sentiment = torch.tensor([s_idx[e.sentiment] if e.sentiment else -100 for e in batch])
+    return intent, sentiment
+
+
+@torch.inference_mode()
+def predict_logits(
+    model: JointClassifier,
+    tokenizer: PreTrainedTokenizerBase,
+    texts: list[str],
+    max_length: int,
+    device: torch.device,
+    batch_size: int = 128,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Intent logits [N,I] and sentiment logits [N,S] for ``texts`` (CPU tensors)."""
+    model.eval()
+    intents, sentiments = [], []
+    for i in range(0, len(texts), batch_size):
+        enc = {k: v.to(device) for k, v in encode(tokenizer, texts[i : i + batch_size], max_length).items()}
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            out = model(**enc)
+        intents.append(out["intent"].float().cpu())
+        sentiments.append(out["sentiment"].float().cpu())
+    if not intents:
+        return torch.zeros(0, len(model.intent_head.bias)), torch.zeros(0, len(model.sentiment_head.bias))
+    return torch.cat(intents), torch.cat(sentiments)
+
+
+def macro_recall(pred: list[int], gold: list[int], n: int) -> float:
+    """Mean per-class recall over classes present in ``gold``."""
+    recalls = []
+    for c in range(n):
+        idx = [i for i, g in enumerate(gold) if g == c]
+        if idx:
+            recalls.append(sum(pred[i] == c for i in idx) / len(idx))
+    return float(np.mean(recalls)) if recalls else 0.0
+
+
+def evaluate(
+    model: JointClassifier,
+    tokenizer: PreTrainedTokenizerBase,
+    meta: ModelMeta,
+    dev: list[Example],
+    device: torch.device,
+) -> dict[str, float]:
+    """Intent accuracy and sentiment macro-recall on ``dev``."""
+    i_ex = [e for e in dev if e.intent]
+    s_ex = [e for e in dev if e.sentiment]
+    metrics: dict[str, float] = {}
+    if i_ex:
+        logits, _ = predict_logits(model, tokenizer, [e.text for e in i_ex], meta.max_length, device)
+        gold = [meta.intents.index(str(e.intent)) for e in i_ex]
+        metrics["intent_accuracy"] = float((logits.argmax(-1) == torch.tensor(gold)).float().mean())
+    if s_ex:
+        _, logits = predict_logits(model, tokenizer, [e.text for e in s_ex], meta.max_length, device)
+        gold = [meta.sentiments.index(str(e.sentiment)) for e in s_ex]
+        metrics["sentiment_macro_recall"] = macro_recall(logits.argmax(-1).tolist(), gold, len(meta.sentiments))
+    return metrics
+
+
+def fit_temperature(logits: torch.Tensor, gold: torch.Tensor) -> float:
+    """Temperature T minimising dev NLL of softmax(logits / T) (Guo et al. 2017)."""
+    if len(gold) == 0:
+        return 1.0
+    logits, gold = logits.clone(), gold.clone()  # out of inference mode, so autograd may use them
+    log_t = torch.zeros(1, requires_grad=True)
+    opt = torch.optim.LBFGS([log_t], lr=0.1, max_iter=100)
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(logits / log_t.exp(), gold)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return float(log_t.detach().exp().clamp(0.05, 20.0))
+
+
+def _score(m: dict[str, float]) -> float:
+    return m.get("intent_accuracy", 0.0) + 0.5 * m.get("sentiment_macro_recall", 0.0)
+
+
+def train_loop(
+    model: JointClassifier,
+    tokenizer: PreTrainedTokenizerBase,
+    meta: ModelMeta,
+    train: list[Example],
+    dev: list[Example],
+    cfg: dict[str, Any],
+    device: torch.device,
+) -> dict[str, float]:
+    """Fine-tune in place with AdamW + linear schedule; restores the best dev epoch."""
+    batch_size = int(cfg["batch_size"]) * (2 if device.type == "cuda" else 1)
+    steps_per_epoch = math.ceil(len(train) / batch_size)
+    total = steps_per_epoch * int(cfg["epochs"])
+    opt = torch.optim.AdamW(model.parameters(), lr=float(cfg["lr"]), weight_decay=float(cfg["weight_decay"]))
+    sched = get_linear_schedule_with_warmup(opt, int(total * float(cfg["warmup_ratio"])), total)
+    rng = random.Random(int(cfg["seed"]))
+    best, best_state, bad_epochs = -1.0, None, 0
+    best_metrics: dict[str, float] = {}
+    for epoch in range(int(cfg["epochs"])):
+        model.train()
+        order = train[:]
+        rng.shuffle(order)
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg['epochs']}", unit="step")
+        for step in bar:
+            batch = order[step * batch_size : (step + 1) * batch_size]
+            enc = {k: v.to(device) for k, v in encode(tokenizer, [e.text for e in batch], meta.max_length).items()}
+            intent, sentiment = (t.to(device) for t in _labels(batch, meta))
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                out = model(**enc)
+            loss = model.loss(out, intent, sentiment, float(cfg["sentiment_weight"]))
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+        metrics = evaluate(model, tokenizer, meta, dev, device)
+        log.info("epoch %d dev %s", epoch + 1, {k: round(v, 4) for k, v in metrics.items()})
+        if _score(metrics) > best:
+            best, best_metrics, bad_epochs = _score(metrics), metrics, 0
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            bad_epochs += 1
+            if bad_epochs > int(cfg["patience"]):
+                log.info("early stopping after epoch %d", epoch + 1)
+                break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return best_metrics
+
+
+def calibrate(
+    model: JointClassifier,
+    tokenizer: PreTrainedTokenizerBase,
+    meta: ModelMeta,
+    dev: list[Example],
+    device: torch.device,
+) -> None:
+    """Fit the intent temperature on dev data (in ``meta``)."""
+    i_ex = [e for e in dev if e.intent]
+    logits, _ = predict_logits(model, tokenizer, [e.text for e in i_ex], meta.max_length, device)
+    gold = torch.tensor([meta.intents.index(str(e.intent)) for e in i_ex], dtype=torch.long)
+    meta.temperature = fit_temperature(logits, gold)
+
+
+def write_card(out: Path, meta: ModelMeta, cfg: dict[str, Any], n_train: int, seconds: float) -> None:
+    """A short model card next to the weights."""
+    lines = [
+        "# Store-bot NLU model (intent + sentiment)",
+        "",
+        f"- base encoder: {meta.base_model}",
+        f"- intents: {len(meta.intents)}; sentiments: {', '.join(meta.sentiments)}",
+        f"- trained on {n_train} examples in {seconds:.0f} s; epochs ≤ {cfg['epochs']}, lr {cfg['lr']}",
+        f"- temperature {meta.temperature:.3f}; nlu_fallback below calibrated confidence {meta.threshold}",
+        "",
+        "## Dev metrics (stratified dev split of the training data)",
+        "",
+        *[f"- {k}: {v:.4f}" for k, v in meta.metrics.items()],
+        "",
+    ]
+    (out / "README.md").write_text("\n".join(lines))
+
+
+def run(cfg: dict[str, Any], out: Path, *, encoder_path: Path | None = None, tiny: bool = False) -> ModelMeta:
+    """Train end to end and save atomically into ``out``. Returns the saved metadata."""
+    started = time.time()
+    seed_everything(int(cfg["seed"]))
+    device = pick_device()
+    # 2 · data
+    intents, sentiments = load_examples(cfg)
+    i_train, i_dev = nlu_data.stratified_split(intents, float(cfg["dev_fraction"]), int(cfg["seed"]))
+    s_train, s_dev = nlu_data.stratified_split(sentiments, float(cfg["dev_fraction"]), int(cfg["seed"]))
+    i_train = nlu_data.oversample(i_train, int(cfg["min_per_intent"]), int(cfg["seed"]))
+    train = i_train + s_train * max(1, int(cfg["sentiment_repeat"]))
+    log.info("data: %d intent + %d sentiment train, %d dev", len(i_train), len(s_train), len(i_dev) + len(s_dev))
+    # 3 · model
+    meta = ModelMeta(
+        intents=sorted({str(e.intent) for e in intents}),
+        sentiments=list(SENTIMENTS),
+        max_length=int(cfg["max_length"]),
+        threshold=float(cfg["fallback_threshold"]),
+    )
+    src = encoder_path or (Path(cfg["base_model"]) if cfg.get("base_model") else base_model_path())
+    tokenizer = AutoTokenizer.from_pretrained(src)
+    model = build(meta, src, config_only=tiny).to(device)
+    # 4 · train
+    meta.metrics = train_loop(model, tokenizer, meta, train, i_dev + s_dev, cfg, device)
+    # 5 · calibrate
+    calibrate(model, tokenizer, meta, i_dev, device)
+    # 6 · save (to a temp dir, then swap in: a half-written model is never served)
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    save(model.cpu(), tokenizer, meta, tmp)
+    write_card(tmp, meta, cfg, len(train), time.time() - started)
+    old = out.with_name(out.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if out.exists():
+        out.rename(old)
+    tmp.rename(out)
+    shutil.rmtree(old, ignore_errors=True)
+    log.info("saved %s (dev %s) in %.0f s", out, meta.metrics, time.time() - started)
+    return meta
+
+
+def main(argv: list[str] | None = None) -> None:
+    """CLI entry point."""
+    from core.settings import get_settings
+
+    p = argparse.ArgumentParser(prog="python -m nlu.train", description=__doc__)
+    p.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    p.add_argument("--out", type=Path, default=None, help="output dir (default: settings.nlu_model_dir)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--cap-per-intent", type=int, dest="cap_per_intent")
+    p.add_argument("--batch-size", type=int, dest="batch_size")
+    p.add_argument("--lr", type=float)
+    p.add_argument("--base-model", dest="base_model")
+    p.add_argument("--sentiment-csv", action="append", dest="sentiment_csv", help="replaces the config's list")
+    p.add_argument("--intent-csv", action="append", dest="intent_csv", help="replaces the config's list")
+    args = vars(p.parse_args(argv))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config_path, out = args.pop("config"), args.pop("out") or get_settings().nlu_model_dir
+    cfg = load_config(config_path, **args)
+    run(cfg, Path(out))
+
+
+if __name__ == "__main__":
+    main()

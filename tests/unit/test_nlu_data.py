@@ -1,0 +1,63 @@
+"""Training-data loaders and their errors."""
+
+from pathlib import Path
+
+import pytest
+
+from nlu.data import (
+    Entity,
+    Example,
+    cap_per_label,
+    load_intent_csv,
+    load_rasa_yaml,
+    load_sentiment_csv,
+    oversample,
+    stratified_split,
+    strip_annotations,
+)
+from nlu.errors import DataError
+
+
+def test_strip_annotations() -> None:
+    text, ents = strip_annotations("send [INV-1](invoice_id) to [a@b.co](email) now")
+    assert text == "send INV-1 to a@b.co now"
+    assert ents == (Entity("invoice_id", 5, 10), Entity("email", 14, 20))
+
+
+def test_load_rasa_yaml(tiny_data_dir: Path) -> None:
+    ex = load_rasa_yaml(tiny_data_dir / "nlu.yml")
+    assert ex[0] == Example("it is 100234", "inform", entities=(Entity("order_id", 6, 12),))
+
+
+def test_bot_nlu_file_parses() -> None:
+    ex = load_rasa_yaml(Path("bot/data/nlu.yml"))
+    assert {"greet", "goodbye", "inform", "bot_challenge"} <= {e.intent for e in ex}
+
+
+def test_csv_errors_name_the_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("text,intent\nhello,greet\n,greet\n")
+    with pytest.raises(DataError, match=r"bad.csv:3"):
+        load_intent_csv(bad)
+    bad.write_text("text,label\nfine,meh\n")
+    with pytest.raises(DataError, match=r"bad.csv:2"):
+        load_sentiment_csv(bad)
+    bad.write_text("utterance,intent\nhello,greet\n")
+    with pytest.raises(DataError, match="missing column"):
+        load_intent_csv(bad)
+
+
+def test_invalid_yaml(tmp_path: Path) -> None:
+    bad = tmp_path / "nlu.yml"
+    bad.write_text("nlu:\n  - intent: greet\n    examples: [unclosed\n")
+    with pytest.raises(DataError, match="invalid YAML"):
+        load_rasa_yaml(bad)
+
+
+def test_cap_split_oversample() -> None:
+    data = [Example(f"a{i}", "a") for i in range(50)] + [Example(f"b{i}", "b") for i in range(5)]
+    capped = cap_per_label(data, 10, seed=1)
+    assert sum(e.intent == "a" for e in capped) == 10 and sum(e.intent == "b" for e in capped) == 5
+    train, dev = stratified_split(capped, 0.2, seed=1)
+    assert {e.intent for e in dev} == {"a", "b"} and not set(train) & set(dev)
+    assert sum(e.intent == "b" for e in oversample(train, 8, seed=1)) == 8
