@@ -47,3 +47,12 @@ fi
 build_venv .venv "$PY311" requirements/main.lock torch==2.13.0
 build_venv .venv-rasa "$PY310" requirements/rasa.lock
 log "environments ready"
+
+# Node tools for the tests (dclint validates docker-compose.yml without a Docker engine).
+if command -v npm >/dev/null 2>&1; then
+  if [[ ! -x tools/node_modules/.bin/dclint ]]; then
+    log "installing tools/ (npm ci)"; (cd tools && npm ci --no-audit --no-fund --silent) || log "npm ci failed: the compose check will be skipped"
+  fi
+else
+  log "npm not found: the docker-compose.yml check will be skipped (apt-get install npm)"
+fi

@@ -1,0 +1,113 @@
+"""Fixtures that start the real stack: NLU service, action server, Rasa, worker, database."""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, text
+
+from core.settings import ROOT, Settings
+from core.stack import Service, stop_all, up
+
+PG_ADMIN = "postgresql+psycopg://root@127.0.0.1:5432/postgres"
+QUICK = {"cap_per_intent": 40, "min_per_intent": 20, "epochs": 2}
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _quick_model_key() -> str:
+    h = hashlib.sha256(repr(sorted(QUICK.items())).encode())
+    for f in [
+        ROOT / "nlu" / "config.yml", ROOT / "bot" / "data" / "nlu.yml", ROOT / "nlu" / "data" / "bitext_intents.csv",
+        ROOT / "nlu" / "data" / "sentiment_seed.csv", ROOT / "nlu" / "model.py", ROOT / "nlu" / "train.py",
+    ]:  # fmt: skip
+        h.update(f.read_bytes())
+    return h.hexdigest()[:12]
+
+
+@pytest.fixture(scope="session")
+def quick_nlu_model() -> Path:
+    """The real MiniLM fine-tuned briefly on the bot's data (cached under var/test-cache by content hash)."""
+    from nlu.train import load_config, run
+
+    out = ROOT / "var" / "test-cache" / f"nlu-quick-{_quick_model_key()}"
+    if not (out / "nlu_meta.json").exists():
+        run(load_config(**QUICK), out)
+    return out
+
+
+def postgres_available() -> bool:
+    """True when the PostgreSQL server on 127.0.0.1:5432 accepts us."""
+    try:
+        with create_engine(PG_ADMIN).connect() as c:
+            c.execute(text("SELECT 1"))
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="module")
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A fresh database of the kind named by the test's parameter ("sqlite" or "postgres")."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'app.db'}"
+        return
+    if not postgres_available():
+        pytest.skip("no PostgreSQL on 127.0.0.1:5432")
+    name = f"storebot_it_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    yield f"postgresql+psycopg://root@127.0.0.1:5432/{name}"
+    with admin.connect() as c:
+        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+class Stack:
+    """A running stack and helpers to talk to it."""
+
+    def __init__(self, settings: Settings, services: list[Service]):
+        self.settings = settings
+        self.services = {s.name: s for s in services}
+
+    def say(self, sender: str, message: str) -> list[dict]:
+        """One user turn over Rasa's REST channel; returns the bot's messages."""
+        url = self.settings.url(self.settings.rasa_port) + "/webhooks/rest/webhook"
+        r = httpx.post(url, json={"sender": sender, "message": message}, timeout=60)
+        r.raise_for_status()
+        return r.json()
+
+    def texts(self, sender: str, message: str) -> str:
+        """The bot's reply texts joined by newlines."""
+        return "\n".join(m.get("text", "") for m in self.say(sender, message))
+
+
+@pytest.fixture(scope="module")
+def stack(database_url: str, quick_nlu_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """Start everything on free ports against ``database_url``; stop it afterwards."""
+    settings = Settings(
+        var_dir=tmp_path_factory.mktemp("var"),
+        database_url=database_url,
+        nlu_model_dir=quick_nlu_model,
+        nlu_token="integration-token",
+        nlu_port=free_port(),
+        action_port=free_port(),
+        rasa_port=free_port(),
+    )
+    services = up(settings, timeout=240)
+    try:
+        yield Stack(settings, services)
+    finally:
+        stop_all(services)

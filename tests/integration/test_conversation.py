@@ -1,0 +1,91 @@
+"""The whole path: Rasa REST → our NLU → rules/forms → our action server → database."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import httpx
+import pytest
+from sqlmodel import Session, select
+
+from core.db import make_engine
+from core.models import Ticket, Turn
+from core.stack import start, wait_healthy
+from tests.integration.conftest import Stack
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+DBS = [pytest.param("sqlite", id="sqlite"), pytest.param("postgres", id="postgres", marks=pytest.mark.postgres)]
+
+
+def _turns(stack: Stack, sender: str, n: int, timeout: float = 20) -> list[Turn]:
+    """Wait until the worker has copied ``n`` turns of ``sender`` into the turn table."""
+    engine = make_engine(stack.settings.app_db_url)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            with Session(engine) as s:
+                turns = list(s.exec(select(Turn).where(Turn.sender_id == sender).order_by(Turn.tracker_event_id)))
+            if len(turns) >= n or time.monotonic() > deadline:
+                return turns
+            time.sleep(0.5)
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("database_url", DBS, indirect=True)
+def test_multi_turn_conversation_is_answered_and_stored(stack: Stack) -> None:
+    sender = f"it-{uuid.uuid4().hex[:8]}"
+    assert "store assistant" in stack.texts(sender, "hello")
+    reply = stack.texts(sender, "where is my order 100234?")
+    assert "100234" in reply and "on its way with UPS" in reply
+    assert "What's your order number?" in stack.texts(sender, "can you track my order")
+    assert "was delivered" in stack.texts(sender, "it's 100235")
+    reply = stack.texts(sender, "I want to talk to a human agent")
+    assert "ticket #" in reply and "queue" in reply
+
+    turns = _turns(stack, sender, 5)
+    assert [t.intent for t in turns][:3] == ["greet", "track_order", "track_order"]
+    assert turns[-1].intent == "contact_human_agent"
+    assert all(t.sentiment in {"negative", "neutral", "positive"} and t.confidence for t in turns)
+    assert '"order_id"' in turns[1].entities and turns[1].channel == "rest"
+    engine = make_engine(stack.settings.app_db_url)
+    with Session(engine) as s:
+        ticket = s.exec(select(Ticket).where(Ticket.sender_id == sender)).one()
+    engine.dispose()
+    assert ticket.status == "queued" and ticket.reason == "explicit_request"
+
+
+@pytest.mark.parametrize("database_url", DBS[:1], indirect=True)
+def test_bad_input_gets_a_polite_reply_and_is_kept(stack: Stack) -> None:
+    sender = f"bad-{uuid.uuid4().hex[:8]}"
+    huge = "x" * 100_000
+    for message in ["   ", huge, "\x00\x1b[31m", "🙂" * 10, "/track_order{broken"]:
+        replies = stack.say(sender, message)
+        assert replies and all(r.get("text") for r in replies), message[:20]
+    rasa = stack.settings.url(stack.settings.rasa_port) + "/webhooks/rest/webhook"
+    assert httpx.post(rasa, content=b"{not json", timeout=30).status_code >= 400
+    assert "store assistant" in stack.texts(sender, "hi")  # still alive
+    turns = _turns(stack, sender, 6)
+    assert any(len(t.text) == 10_000 for t in turns)  # the 100 kB message is stored (truncated copy)
+
+
+@pytest.mark.parametrize("database_url", DBS[:1], indirect=True)
+def test_nlu_down_gives_fallback_then_recovers(stack: Stack) -> None:
+    sender = f"down-{uuid.uuid4().hex[:8]}"
+    nlu = stack.services["nlu"]
+    assert nlu.proc is not None
+    nlu.proc.terminate()
+    nlu.proc.wait(timeout=20)
+    assert "rephrase" in stack.texts(sender, "hello")
+    start(nlu, stack.settings)
+    wait_healthy(nlu, 120)
+    assert "store assistant" in stack.texts(sender, "hello")
+
+
+@pytest.mark.parametrize("database_url", DBS[:1], indirect=True)
+def test_nlu_rejects_a_wrong_token(stack: Stack) -> None:
+    url = stack.settings.url(stack.settings.nlu_port) + "/model/parse"
+    assert httpx.post(url, json={"text": "hi", "token": "wrong"}, timeout=10).status_code == 401
+    ok = httpx.post(url, json={"text": "hi", "token": "integration-token", "message_id": "x"}, timeout=10)
+    assert ok.status_code == 200 and ok.json()["text"] == "hi"
