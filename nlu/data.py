@@ -137,6 +137,28 @@ def stratified_split(examples: list[Example], dev_fraction: float, seed: int) ->
     return train, dev
 
 
+_ID_SLOT = re.compile(r"\b(order|purchase|invoice)\b(?!\s*(?:#|number|no\.?)?\s*\d)", re.IGNORECASE)
+
+
+def augment_ids(examples: list[Example], fraction: float, seed: int) -> list[Example]:
+    """Add copies of examples with a random order/invoice number after "order"/"invoice".
+
+    Intent data rarely carries ids while the ``inform`` examples do; without this the
+    model learns "a number means inform" and misreads "where is my order 100234".
+    """
+    rng = random.Random(seed)
+    out = list(examples)
+    for ex in examples:
+        m = _ID_SLOT.search(ex.text)
+        if ex.intent is None or m is None or rng.random() >= fraction:
+            continue
+        word = m.group(1).lower()
+        number = f"INV-{rng.randint(100, 99999)}" if word == "invoice" else str(rng.randint(10_000, 9_999_999))
+        sep = rng.choice([" ", " #", " number ", " no. "])
+        out.append(Example(text=ex.text[: m.end()] + sep + number + ex.text[m.end() :], intent=ex.intent))
+    return out
+
+
 def oversample(examples: list[Example], minimum: int, seed: int) -> list[Example]:
     """Repeat examples of small intents until each has at least ``minimum``."""
     groups: dict[str | None, list[Example]] = defaultdict(list)

@@ -62,7 +62,8 @@ def load_examples(cfg: dict[str, Any]) -> tuple[list[Example], list[Example]]:
     csv_intents: list[Example] = []
     for p in _paths(cfg["intent_csv"]):
         csv_intents += nlu_data.load_intent_csv(p)
-    intents += nlu_data.cap_per_label(csv_intents, cfg["cap_per_intent"], cfg["seed"])
+    capped = nlu_data.cap_per_label(csv_intents, cfg["cap_per_intent"], cfg["seed"])
+    intents += nlu_data.augment_ids(capped, float(cfg.get("id_augment", 0.0)), cfg["seed"])
     sentiments: list[Example] = []
     for p in _paths(cfg["sentiment_csv"]):
         sentiments += nlu_data.load_sentiment_csv(p)
