@@ -83,6 +83,8 @@ def main() -> None:
     p.add_argument("--turns", type=int, default=300)
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    for noisy in ("httpx", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     results = {"cached validator": measure(True, args.turns), "Rasa as shipped": measure(False, args.turns)}
     lines = ["| variant | turn kind | n | p50 ms | p95 ms | p99 ms |", "|---|---|---|---|---|---|"]
     for variant, kinds in results.items():
