@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 
 from nlu.data import (
-    augment_ids,
     Entity,
     Example,
+    augment_ids,
     cap_per_label,
     load_intent_csv,
     load_rasa_yaml,
@@ -57,12 +57,18 @@ def test_invalid_yaml(tmp_path: Path) -> None:
 
 
 def test_augment_ids_inserts_numbers_after_order_words() -> None:
-    data = [Example("where is my order", "track_order"), Example("hello", "greet"), Example("my invoice", "get_invoice")]
+    data = [
+        Example("where is my order", "track_order"),
+        Example("hello", "greet"),
+        Example("my invoice", "get_invoice"),
+    ]
     out = augment_ids(data, 1.0, seed=3)
     assert len(out) == 5 and out[:3] == data
     assert re.search(r"order( #| number | no\. | )\d{5,7}$", out[3].text) and out[3].intent == "track_order"
     assert re.search(r"invoice.*INV-\d+$", out[4].text)
-    assert augment_ids([Example("order 12345 is late", "complaint")], 1.0, seed=3) == [Example("order 12345 is late", "complaint")]
+    assert augment_ids([Example("order 12345 is late", "complaint")], 1.0, seed=3) == [
+        Example("order 12345 is late", "complaint")
+    ]
 
 
 def test_cap_split_oversample() -> None:
