@@ -36,6 +36,7 @@ class Example:
     intent: str | None = None
     sentiment: str | None = None
     entities: tuple[Entity, ...] = field(default=())
+    annotated: bool = False  # True when ``entities`` lists every entity in the text
 
 
 def strip_annotations(raw: str) -> tuple[str, tuple[Entity, ...]]:
@@ -67,7 +68,7 @@ def load_rasa_yaml(path: Path) -> list[Example]:
             raise DataError(f"{path}: intent block {i} ({block['intent']}) has no examples")
         for item in items:
             text, ents = strip_annotations(item)
-            out.append(Example(text=text, intent=block["intent"], entities=ents))
+            out.append(Example(text=text, intent=block["intent"], entities=ents, annotated=True))
     return out
 
 
@@ -83,13 +84,32 @@ def _read_csv(path: Path, required: tuple[str, ...]) -> list[tuple[int, dict[str
         raise DataError(f"{path}: not UTF-8: {exc}") from exc
 
 
+ANNOTATED_SOURCES = {"llm4514"}  # Bitext rows whose entity columns are complete
+
+
 def load_intent_csv(path: Path) -> list[Example]:
-    """Read ``text,intent`` rows (extra columns ignored)."""
+    """Read ``text,intent`` rows, with optional ``source,entity,start,end`` columns.
+
+    A row's entity labels count as complete (``annotated``) when its ``source`` is listed
+    in ``ANNOTATED_SOURCES`` or when the file has entity columns but no source column.
+    """
     out = []
     for line, row in _read_csv(path, ("text", "intent")):
-        if not (row["text"] or "").strip() or not (row["intent"] or "").strip():
+        text, intent = (row["text"] or "").strip(), (row["intent"] or "").strip()
+        if not text or not intent:
             raise DataError(f"{path}:{line}: empty text or intent")
-        out.append(Example(text=row["text"].strip(), intent=row["intent"].strip()))
+        entities: tuple[Entity, ...] = ()
+        if row.get("entity"):
+            try:
+                start, end = int(row["start"]), int(row["end"])
+            except (TypeError, ValueError) as exc:
+                raise DataError(f"{path}:{line}: entity start/end are not integers") from exc
+            if not 0 <= start < end <= len(text):
+                raise DataError(f"{path}:{line}: entity span {start}:{end} outside the text")
+            entities = (Entity(row["entity"], start, end),)
+        has_entity_columns = "entity" in row
+        annotated = row["source"] in ANNOTATED_SOURCES if "source" in row else has_entity_columns
+        out.append(Example(text=text, intent=intent, entities=entities, annotated=annotated))
     return out
 
 

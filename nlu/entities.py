@@ -12,8 +12,15 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
 ]
 
 
+_NOT_AN_ORDER = re.compile(r"\b(invoice|bill|receipt|phone|call|tel)\b\W*(no\.?|number|#)?\W*$", re.IGNORECASE)
+
+
 def extract(text: str) -> list[dict[str, Any]]:
-    """Find exact-pattern entities; spans never overlap (earlier patterns win)."""
+    """Find exact-pattern entities; spans never overlap (earlier patterns win).
+
+    A bare number right after "invoice", "bill", "receipt" or "phone" is not taken as an
+    order id (the learned entity head decides what it is).
+    """
     found: list[dict[str, Any]] = []
     taken: list[tuple[int, int]] = []
     for name, pattern in _PATTERNS:
@@ -21,6 +28,8 @@ def extract(text: str) -> list[dict[str, Any]]:
             group = 1 if pattern.groups else 0
             start, end = m.span(group)
             if any(s < end and start < e for s, e in taken):
+                continue
+            if name == "order_id" and _NOT_AN_ORDER.search(text[max(0, m.start() - 25) : m.start()]):
                 continue
             taken.append((start, end))
             found.append(

@@ -1,6 +1,7 @@
-"""The joint model: one BERT-family encoder, an intent head and a sentiment head.
+"""The joint model: one BERT-family encoder with intent, sentiment and entity (BIO) heads.
 
-Shapes: B = batch, T = tokens, H = hidden size, I = intents, S = sentiments (3).
+Shapes: B = batch, T = tokens, H = hidden size, I = intents, S = sentiments (3),
+G = BIO tags (1 + 2 x entity types).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class ModelMeta:
 
     intents: list[str]
     sentiments: list[str]
+    entities: list[str] = field(default_factory=list)  # entity types of the BIO head
     max_length: int = 64
     temperature: float = 1.0  # intent logits are divided by this (fit on dev data)
     threshold: float = 0.0  # calibrated confidence below which we answer nlu_fallback
@@ -47,35 +49,47 @@ class ModelMeta:
 
 
 class JointClassifier(nn.Module):
-    """Encoder + mean pooling + two linear heads (intent, sentiment)."""
+    """Encoder + mean pooling + intent and sentiment heads; a token head for BIO entity tags."""
 
-    def __init__(self, encoder: nn.Module, n_intents: int, n_sentiments: int, dropout: float = 0.1):
+    def __init__(self, encoder: nn.Module, n_intents: int, n_sentiments: int, n_tags: int = 1, dropout: float = 0.1):
         super().__init__()
         self.encoder = encoder
         hidden = int(encoder.config.hidden_size)  # type: ignore[union-attr, arg-type]
         self.dropout = nn.Dropout(dropout)
         self.intent_head = nn.Linear(hidden, n_intents)
         self.sentiment_head = nn.Linear(hidden, n_sentiments)
+        self.entity_head = nn.Linear(hidden, n_tags)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Token ids [B,T] and mask [B,T] → ``intent`` [B,I] and ``sentiment`` [B,S] logits."""
-        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        """Token ids [B,T] and mask [B,T] → ``intent`` [B,I], ``sentiment`` [B,S], ``tags`` [B,T,G] logits."""
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # [B,T,H]
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)  # [B,T,1]
-        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)  # [B,H]
-        pooled = self.dropout(pooled)
-        return {"intent": self.intent_head(pooled), "sentiment": self.sentiment_head(pooled)}
+        pooled = self.dropout((hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0))  # [B,H]
+        return {
+            "intent": self.intent_head(pooled),
+            "sentiment": self.sentiment_head(pooled),
+            "tags": self.entity_head(self.dropout(hidden)),
+        }
 
     @staticmethod
     def loss(
-        out: dict[str, torch.Tensor], intent: torch.Tensor, sentiment: torch.Tensor, sentiment_weight: float = 1.0
+        out: dict[str, torch.Tensor],
+        intent: torch.Tensor,
+        sentiment: torch.Tensor,
+        tags: torch.Tensor | None = None,
+        sentiment_weight: float = 1.0,
+        entity_weight: float = 1.0,
     ) -> torch.Tensor:
-        """Sum of the two cross-entropies; label -100 marks a task an example has no label for."""
-        total = out["intent"].new_zeros(())
+        """Weighted sum of the cross-entropies; label -100 marks what an example has no label for."""
+        total = out["intent"].new_zeros((), dtype=torch.float32)
         if (intent != -100).any():
             total = total + nn.functional.cross_entropy(out["intent"].float(), intent, ignore_index=-100)
         if (sentiment != -100).any():
             ce = nn.functional.cross_entropy(out["sentiment"].float(), sentiment, ignore_index=-100)
             total = total + sentiment_weight * ce
+        if tags is not None and (tags != -100).any():
+            logits = out["tags"].float().flatten(0, 1)  # [B*T,G]
+            total = total + entity_weight * nn.functional.cross_entropy(logits, tags.flatten(), ignore_index=-100)
         return total
 
 
@@ -85,7 +99,9 @@ def build(meta: ModelMeta, encoder_path: Path | str, *, config_only: bool = Fals
         encoder = AutoModel.from_config(AutoConfig.from_pretrained(encoder_path))
     else:
         encoder = AutoModel.from_pretrained(encoder_path)
-    return JointClassifier(encoder, len(meta.intents), len(meta.sentiments))
+    from nlu.encoding import tag_names
+
+    return JointClassifier(encoder, len(meta.intents), len(meta.sentiments), len(tag_names(meta.entities)))
 
 
 def save(model: JointClassifier, tokenizer: PreTrainedTokenizerBase, meta: ModelMeta, out: Path) -> None:

@@ -11,9 +11,9 @@ from typing import Any
 import torch
 
 from nlu import entities as regex_entities
+from nlu.encoding import decode_spans, encode, merge_entities, tag_names
 from nlu.model import ModelMeta, load
 from nlu.payload import parse_payload
-from nlu.train import encode
 
 log = logging.getLogger(__name__)
 FALLBACK_INTENT = "nlu_fallback"
@@ -28,6 +28,7 @@ class Predictor:
         self.model = model
         self.tokenizer = tokenizer
         self.meta = meta
+        self.tags = tag_names(meta.entities)
 
     @torch.inference_mode()
     def parse_batch(self, texts: list[str]) -> list[dict[str, Any]]:
@@ -35,13 +36,21 @@ class Predictor:
         results: list[dict[str, Any] | None] = [self._payload_result(t) for t in texts]
         todo = [i for i, r in enumerate(results) if r is None]
         if todo:
-            clean = [_CONTROL.sub(" ", texts[i]).strip() or "." for i in todo]
-            enc = encode(self.tokenizer, clean, self.meta.max_length)
+            # Control characters become spaces (same length, so offsets still index the original text).
+            clean = [_CONTROL.sub(" ", texts[i]) for i in todo]
+            enc = encode(self.tokenizer, [c if c.strip() else "." for c in clean], self.meta.max_length, offsets=True)
+            offsets = enc.pop("offset_mapping").tolist()
             out = self.model(**enc)
             intent_p = torch.softmax(out["intent"].float() / self.meta.temperature, -1)
             sent_p = torch.softmax(out["sentiment"].float(), -1)
+            tag_p = torch.softmax(out["tags"].float(), -1)
             for row, i in enumerate(todo):
-                results[i] = self._model_result(texts[i], intent_p[row], sent_p[row])
+                learned = (
+                    decode_spans(texts[i], [tuple(o) for o in offsets[row]], tag_p[row], self.tags)
+                    if self.meta.entities and clean[row].strip()
+                    else []
+                )
+                results[i] = self._model_result(texts[i], intent_p[row], sent_p[row], learned)
         return [r for r in results if r is not None]
 
     def parse(self, text: str) -> dict[str, Any]:
@@ -61,7 +70,9 @@ class Predictor:
             "sentiment": None,
         }
 
-    def _model_result(self, text: str, intent_p: torch.Tensor, sent_p: torch.Tensor) -> dict[str, Any]:
+    def _model_result(
+        self, text: str, intent_p: torch.Tensor, sent_p: torch.Tensor, learned: list[dict[str, Any]]
+    ) -> dict[str, Any]:
         top = torch.topk(intent_p, k=min(RANKING_SIZE, len(self.meta.intents)))
         ranking: list[dict[str, Any]] = [
             {"name": self.meta.intents[int(i)], "confidence": round(float(p), 6)}
@@ -77,7 +88,7 @@ class Predictor:
             "text": text,
             "intent": intent,
             "intent_ranking": ranking,
-            "entities": regex_entities.extract(text),
+            "entities": merge_entities(learned, regex_entities.extract(text)),
             "sentiment": {"label": label, "score": scores[label], "scores": scores},
         }
 

@@ -1,7 +1,8 @@
 """Fine-tune the joint intent + sentiment model: ``python -m nlu.train [--out DIR] [--key value]``.
 
 Steps: 1 read config · 2 load and split data · 3 build model · 4 train with early
-stopping · 5 calibrate (temperature) · 6 save with a model card.
+stopping · 5 calibrate (temperature) · 6 save with a model card. Multi-task batches: each
+example carries the labels it has (intent, sentiment, entity tags), the rest is masked.
 """
 
 from __future__ import annotations
@@ -24,7 +25,10 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase, get_linear_sche
 
 from core.settings import ROOT
 from nlu import data as nlu_data
+from nlu.calibration import fit_temperature
 from nlu.data import SENTIMENTS, Example
+from nlu.encoding import bio_labels, encode, tag_names
+from nlu.evaluate import evaluate, forward_batches
 from nlu.model import JointClassifier, ModelMeta, base_model_path, build, save
 
 log = logging.getLogger(__name__)
@@ -70,12 +74,6 @@ def load_examples(cfg: dict[str, Any]) -> tuple[list[Example], list[Example]]:
     return intents, sentiments
 
 
-def encode(tokenizer: PreTrainedTokenizerBase, texts: list[str], max_length: int) -> dict[str, torch.Tensor]:
-    """Tokenize with dynamic padding (to the longest text in the batch)."""
-    enc = tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
-    return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
-
-
 def _labels(batch: list[Example], meta: ModelMeta) -> tuple[torch.Tensor, torch.Tensor]:
     i_idx = {n: i for i, n in enumerate(meta.intents)}
     s_idx = {n: i for i, n in enumerate(meta.sentiments)}
@@ -84,81 +82,8 @@ def _labels(batch: list[Example], meta: ModelMeta) -> tuple[torch.Tensor, torch.
     return intent, sentiment
 
 
-@torch.inference_mode()
-def predict_logits(
-    model: JointClassifier,
-    tokenizer: PreTrainedTokenizerBase,
-    texts: list[str],
-    max_length: int,
-    device: torch.device,
-    batch_size: int = 128,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Intent logits [N,I] and sentiment logits [N,S] for ``texts`` (CPU tensors)."""
-    model.eval()
-    intents, sentiments = [], []
-    for i in range(0, len(texts), batch_size):
-        enc = {k: v.to(device) for k, v in encode(tokenizer, texts[i : i + batch_size], max_length).items()}
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            out = model(**enc)
-        intents.append(out["intent"].float().cpu())
-        sentiments.append(out["sentiment"].float().cpu())
-    if not intents:
-        return torch.zeros(0, len(model.intent_head.bias)), torch.zeros(0, len(model.sentiment_head.bias))
-    return torch.cat(intents), torch.cat(sentiments)
-
-
-def macro_recall(pred: list[int], gold: list[int], n: int) -> float:
-    """Mean per-class recall over classes present in ``gold``."""
-    recalls = []
-    for c in range(n):
-        idx = [i for i, g in enumerate(gold) if g == c]
-        if idx:
-            recalls.append(sum(pred[i] == c for i in idx) / len(idx))
-    return float(np.mean(recalls)) if recalls else 0.0
-
-
-def evaluate(
-    model: JointClassifier,
-    tokenizer: PreTrainedTokenizerBase,
-    meta: ModelMeta,
-    dev: list[Example],
-    device: torch.device,
-) -> dict[str, float]:
-    """Intent accuracy and sentiment macro-recall on ``dev``."""
-    i_ex = [e for e in dev if e.intent]
-    s_ex = [e for e in dev if e.sentiment]
-    metrics: dict[str, float] = {}
-    if i_ex:
-        logits, _ = predict_logits(model, tokenizer, [e.text for e in i_ex], meta.max_length, device)
-        gold = [meta.intents.index(str(e.intent)) for e in i_ex]
-        metrics["intent_accuracy"] = float((logits.argmax(-1) == torch.tensor(gold)).float().mean())
-    if s_ex:
-        _, logits = predict_logits(model, tokenizer, [e.text for e in s_ex], meta.max_length, device)
-        gold = [meta.sentiments.index(str(e.sentiment)) for e in s_ex]
-        metrics["sentiment_macro_recall"] = macro_recall(logits.argmax(-1).tolist(), gold, len(meta.sentiments))
-    return metrics
-
-
-def fit_temperature(logits: torch.Tensor, gold: torch.Tensor) -> float:
-    """Temperature T minimising dev NLL of softmax(logits / T) (Guo et al. 2017)."""
-    if len(gold) == 0:
-        return 1.0
-    logits, gold = logits.clone(), gold.clone()  # out of inference mode, so autograd may use them
-    log_t = torch.zeros(1, requires_grad=True)
-    opt = torch.optim.LBFGS([log_t], lr=0.1, max_iter=100)
-
-    def closure() -> torch.Tensor:
-        opt.zero_grad()
-        loss = torch.nn.functional.cross_entropy(logits / log_t.exp(), gold)
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    return float(log_t.detach().exp().clamp(0.05, 20.0))
-
-
 def _score(m: dict[str, float]) -> float:
-    return m.get("intent_accuracy", 0.0) + 0.5 * m.get("sentiment_macro_recall", 0.0)
+    return m.get("intent_accuracy", 0.0) + 0.5 * m.get("sentiment_macro_recall", 0.0) + 0.25 * m.get("entity_f1", 0.0)
 
 
 def train_loop(
@@ -177,6 +102,7 @@ def train_loop(
     opt = torch.optim.AdamW(model.parameters(), lr=float(cfg["lr"]), weight_decay=float(cfg["weight_decay"]))
     sched = get_linear_schedule_with_warmup(opt, int(total * float(cfg["warmup_ratio"])), total)
     rng = random.Random(int(cfg["seed"]))
+    tag_set = tag_names(meta.entities)
     best, best_state, bad_epochs = -1.0, None, 0
     best_metrics: dict[str, float] = {}
     for epoch in range(int(cfg["epochs"])):
@@ -186,11 +112,14 @@ def train_loop(
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg['epochs']}", unit="step")
         for step in bar:
             batch = order[step * batch_size : (step + 1) * batch_size]
-            enc = {k: v.to(device) for k, v in encode(tokenizer, [e.text for e in batch], meta.max_length).items()}
+            enc = encode(tokenizer, [e.text for e in batch], meta.max_length, offsets=True)
+            tags = bio_labels(batch, enc.pop("offset_mapping"), tag_set).to(device)
             intent, sentiment = (t.to(device) for t in _labels(batch, meta))
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                out = model(**enc)
-            loss = model.loss(out, intent, sentiment, float(cfg["sentiment_weight"]))
+                out = model(**{k: v.to(device) for k, v in enc.items()})
+            loss = model.loss(
+                out, intent, sentiment, tags, float(cfg["sentiment_weight"]), float(cfg.get("entity_weight", 1.0))
+            )
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
@@ -221,7 +150,7 @@ def calibrate(
 ) -> None:
     """Fit the intent temperature on dev data (in ``meta``)."""
     i_ex = [e for e in dev if e.intent]
-    logits, _ = predict_logits(model, tokenizer, [e.text for e in i_ex], meta.max_length, device)
+    logits, _, _ = forward_batches(model, tokenizer, meta, [e.text for e in i_ex], device)
     gold = torch.tensor([meta.intents.index(str(e.intent)) for e in i_ex], dtype=torch.long)
     meta.temperature = fit_temperature(logits, gold)
 
@@ -233,6 +162,7 @@ def write_card(out: Path, meta: ModelMeta, cfg: dict[str, Any], n_train: int, se
         "",
         f"- base encoder: {meta.base_model}",
         f"- intents: {len(meta.intents)}; sentiments: {', '.join(meta.sentiments)}",
+        f"- entity types (BIO head): {', '.join(meta.entities) or 'none'}; regex rules add email/order/invoice ids",
         f"- trained on {n_train} examples in {seconds:.0f} s; epochs ≤ {cfg['epochs']}, lr {cfg['lr']}",
         f"- temperature {meta.temperature:.3f}; nlu_fallback below calibrated confidence {meta.threshold}",
         "",
@@ -260,6 +190,7 @@ def run(cfg: dict[str, Any], out: Path, *, encoder_path: Path | None = None, tin
     meta = ModelMeta(
         intents=sorted({str(e.intent) for e in intents}),
         sentiments=list(SENTIMENTS),
+        entities=sorted({ent.entity for e in intents if e.annotated for ent in e.entities}),
         max_length=int(cfg["max_length"]),
         threshold=float(cfg["fallback_threshold"]),
     )

@@ -28,7 +28,7 @@ def test_strip_annotations() -> None:
 
 def test_load_rasa_yaml(tiny_data_dir: Path) -> None:
     ex = load_rasa_yaml(tiny_data_dir / "nlu.yml")
-    assert ex[0] == Example("it is 100234", "inform", entities=(Entity("order_id", 6, 12),))
+    assert ex[0] == Example("it is 100234", "inform", entities=(Entity("order_id", 6, 12),), annotated=True)
 
 
 def test_bot_nlu_file_parses() -> None:

@@ -23,7 +23,9 @@ def test_parse_in_rasa_contract(client: TestClient) -> None:
     body = r.json()
     assert body["text"] == "where is 100234"
     assert {"intent", "intent_ranking", "entities", "sentiment"} <= set(body)
-    assert body["entities"][0]["value"] == "100234"
+    assert {"entity": "order_id", "value": "100234", "start": 9, "end": 15}.items() <= next(
+        e for e in body["entities"] if e["entity"] == "order_id" and e["extractor"] == "RegexRules"
+    ).items()
 
 
 def test_token_in_query_string(client: TestClient) -> None:

@@ -35,6 +35,13 @@ def test_order_id_and_email_entities() -> None:
     assert ents["invoice_id"]["value"] == "INV-2093"
 
 
+def test_invoice_and_phone_numbers_are_not_order_ids() -> None:
+    assert extract("I need my bill #12588") == []
+    assert extract("download invoice number 00108 please") == []
+    assert extract("call me on phone 5550100") == []
+    assert [e["value"] for e in extract("order 100234 and bill 100235")] == ["100234"]
+
+
 def test_no_entities_in_prices_or_short_numbers() -> None:
     assert extract("it costs 12.50 and I have 3 items") == []
     assert [e["value"] for e in extract("my order is 4587345.")] == ["4587345"]
