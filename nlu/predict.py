@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import torch
 
 from nlu import entities as regex_entities
 from nlu.encoding import decode_spans, encode, merge_entities, tag_names
+from nlu.errors import NLUError
 from nlu.model import ModelMeta, load
 from nlu.payload import parse_payload
 
@@ -21,10 +23,17 @@ RANKING_SIZE = 10
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
-class Predictor:
-    """A loaded model plus the rules around it (payloads, regex entities, fallback)."""
+BACKENDS = ("torch", "onnx", "onnx-int8")
 
-    def __init__(self, model: torch.nn.Module, tokenizer: Any, meta: ModelMeta):
+
+class Predictor:
+    """A loaded model plus the rules around it (payloads, regex entities, fallback).
+
+    ``model`` is anything called as ``model(input_ids, attention_mask)`` returning the logits
+    dict: the torch module or an ONNX Runtime session wrapper.
+    """
+
+    def __init__(self, model: Callable[..., dict[str, torch.Tensor]], tokenizer: Any, meta: ModelMeta):
         self.model = model
         self.tokenizer = tokenizer
         self.meta = meta
@@ -40,7 +49,7 @@ class Predictor:
             clean = [_CONTROL.sub(" ", texts[i]) for i in todo]
             enc = encode(self.tokenizer, [c if c.strip() else "." for c in clean], self.meta.max_length, offsets=True)
             offsets = enc.pop("offset_mapping").tolist()
-            out = self.model(**enc)
+            out = self.model(enc["input_ids"], enc["attention_mask"])
             intent_p = torch.softmax(out["intent"].float() / self.meta.temperature, -1)
             sent_p = torch.softmax(out["sentiment"].float(), -1)
             tag_p = torch.softmax(out["tags"].float(), -1)
@@ -98,9 +107,23 @@ def set_threads(threads: int = 0) -> None:
     torch.set_num_threads(threads or os.cpu_count() or 1)
 
 
-def load_predictor(path: Path, threads: int = 0) -> Predictor:
-    """Load the model saved in ``path`` and wrap it."""
+def load_predictor(path: Path, threads: int = 0, backend: str = "torch") -> Predictor:
+    """Load the model saved in ``path`` with the given backend (torch, onnx, onnx-int8).
+
+    An ONNX file that is missing (a model trained before ONNX export existed) is exported
+    on first load.
+    """
+    if backend not in BACKENDS:
+        raise NLUError(f"unknown NLU backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     set_threads(threads)
     model, tokenizer, meta = load(path)
-    log.info("NLU model loaded from %s (%d intents)", path, len(meta.intents))
-    return Predictor(model, tokenizer, meta)
+    runner: Callable[..., dict[str, torch.Tensor]] = model
+    if backend != "torch":
+        from nlu import onnx_backend
+
+        file = path / (onnx_backend.INT8_FILE if backend == "onnx-int8" else onnx_backend.FP32_FILE)
+        if not file.exists():
+            onnx_backend.export(model, path, quantize=backend == "onnx-int8")
+        runner = onnx_backend.OnnxRunner(file, threads)
+    log.info("NLU model loaded from %s (%d intents, %s backend)", path, len(meta.intents), backend)
+    return Predictor(runner, tokenizer, meta)

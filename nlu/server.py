@@ -137,7 +137,7 @@ def main() -> None:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     s = get_settings()
-    app = create_app(lambda: load_predictor(s.nlu_model_dir, s.nlu_threads), token=s.nlu_token)
+    app = create_app(lambda: load_predictor(s.nlu_model_dir, s.nlu_threads, s.nlu_backend), token=s.nlu_token)
     uvicorn.run(app, host=s.host, port=s.nlu_port, log_level="warning")
 
 

@@ -25,6 +25,7 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase, get_linear_sche
 
 from core.settings import ROOT
 from nlu import data as nlu_data
+from nlu import onnx_backend
 from nlu.calibration import fit_temperature
 from nlu.data import SENTIMENTS, Example
 from nlu.encoding import bio_labels, encode, tag_names
@@ -205,6 +206,7 @@ def run(cfg: dict[str, Any], out: Path, *, encoder_path: Path | None = None, tin
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     save(model.cpu(), tokenizer, meta, tmp)
+    onnx_backend.export(model, tmp, quantize=True)
     write_card(tmp, meta, cfg, len(train), time.time() - started)
     old = out.with_name(out.name + ".old")
     shutil.rmtree(old, ignore_errors=True)
