@@ -10,11 +10,8 @@ Writes benchmarks/results/turn_latency.json.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
-import platform
-import socket
 import statistics
 import tempfile
 import time
@@ -22,25 +19,13 @@ from pathlib import Path
 
 import httpx
 
-from core.settings import ROOT, Settings, get_settings
+from benchmarks.common import free_port, percentile, table, write_results
+from core.settings import Settings, get_settings
 from core.stack import stop_all, up
 
 log = logging.getLogger("bench")
-RESULTS = ROOT / "benchmarks" / "results" / "turn_latency.json"
 # (kind, message): "action" turns run a custom action on our action server, "rule" turns do not.
 SCRIPT = [("rule", "hello"), ("action", "where is my order 100234?"), ("rule", "thanks")]
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile (q in 0..100)."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
 
 
 def measure(cache: bool, turns: int) -> dict[str, dict[str, float]]:
@@ -49,9 +34,9 @@ def measure(cache: bool, turns: int) -> dict[str, dict[str, float]]:
     settings = Settings(
         var_dir=Path(tempfile.mkdtemp(prefix="bench-")),
         nlu_model_dir=get_settings().nlu_model_dir,
-        nlu_port=_port(),
-        action_port=_port(),
-        rasa_port=_port(),
+        nlu_port=free_port(),
+        action_port=free_port(),
+        rasa_port=free_port(),
     )
     services = up(settings)
     url = settings.url(settings.rasa_port) + "/webhooks/rest/webhook"
@@ -86,14 +71,13 @@ def main() -> None:
     for noisy in ("httpx", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     results = {"cached validator": measure(True, args.turns), "Rasa as shipped": measure(False, args.turns)}
-    lines = ["| variant | turn kind | n | p50 ms | p95 ms | p99 ms |", "|---|---|---|---|---|---|"]
-    for variant, kinds in results.items():
-        for kind, r in kinds.items():
-            lines.append(f"| {variant} | {kind} | {r['n']} | {r['p50_ms']} | {r['p95_ms']} | {r['p99_ms']} |")
-    print("\n".join(lines))  # noqa: T201 — the benchmark's output is the table
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "date": time.strftime("%Y-%m-%d")}
-    RESULTS.write_text(json.dumps({"meta": meta, "results": results}, indent=2))
+    rows = [
+        [variant, kind, r["n"], r["p50_ms"], r["p95_ms"], r["p99_ms"]]
+        for variant, kinds in results.items()
+        for kind, r in kinds.items()
+    ]
+    print(table(["variant", "turn kind", "n", "p50 ms", "p95 ms", "p99 ms"], rows))
+    write_results("turn_latency", results)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,178 @@
+"""NLU benchmark: ``python -m benchmarks.nlu [--sections latency,bitext] [--model DIR]``.
+
+Sections (each prints a table; all results go to benchmarks/results/nlu.json):
+
+- ``latency``: parse latency over HTTP, one request at a time, and throughput with 8
+  concurrent clients, for each inference backend (torch, ONNX fp32, ONNX int8) serving the
+  same model. Texts: 300 BANKING77 test queries (from --data, default ../shared/data) or, when
+  absent, 300 Bitext utterances from the repository. Intent agreement with torch is reported
+  so a faster backend is only kept at equal accuracy.
+- ``bitext``: the bot's own intents. Protocol: a deterministic 10 % test split of
+  nlu/data/bitext_intents.csv (by hash of the text, stratified by intent), the model trained
+  with nlu/config.yml on the rest, accuracy on the full test split.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import logging
+import os
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from benchmarks.common import free_port, percentile, table, write_results
+from core.settings import ROOT, Settings, get_settings
+from core.stack import Service, start, stop_all, wait_healthy
+
+log = logging.getLogger("bench.nlu")
+BACKENDS = ("torch", "onnx", "onnx-int8")
+
+
+def latency_texts(data_dir: Path, n: int = 300) -> tuple[str, list[str]]:
+    """BANKING77 test queries if available, else Bitext utterances shipped in the repo."""
+    banking = data_dir / "banking77" / "test.csv"
+    path, column = (banking, "text") if banking.exists() else (ROOT / "nlu" / "data" / "bitext_intents.csv", "text")
+    with path.open(encoding="utf-8") as f:
+        rows = [r[column] for r in csv.DictReader(f)]
+    step = max(1, len(rows) // n)
+    return path.parent.name + "/" + path.name, rows[::step][:n]
+
+
+def _serve(backend: str, model: Path, var: Path) -> tuple[Service, str]:
+    port = free_port()
+    settings = Settings(var_dir=var, nlu_model_dir=model, nlu_port=port, nlu_backend=backend)
+    svc = Service(f"nlu-{backend}", ["python", "-m", "nlu.server"], settings.url(port) + "/health")
+    svc.argv[0] = os.environ.get("PYTHON", str(ROOT / ".venv" / "bin" / "python"))
+    start(svc, settings)
+    wait_healthy(svc, 180)
+    return svc, settings.url(port) + "/model/parse"
+
+
+def _sequential(url: str, texts: list[str]) -> tuple[list[float], list[str]]:
+    times, intents = [], []
+    with httpx.Client(timeout=30) as c:
+        for t in texts[:20]:  # warm-up
+            c.post(url, json={"text": t})
+        for t in texts:
+            started = time.perf_counter()
+            r = c.post(url, json={"text": t})
+            times.append((time.perf_counter() - started) * 1000)
+            intents.append(r.json()["intent"]["name"])
+    return times, intents
+
+
+def _concurrent(url: str, texts: list[str], clients: int = 8, rounds: int = 3) -> float:
+    work = texts * rounds
+    chunks = [work[i::clients] for i in range(clients)]
+
+    def worker(chunk: list[str]) -> None:
+        with httpx.Client(timeout=30) as c:
+            for t in chunk:
+                c.post(url, json={"text": t}).raise_for_status()
+
+    threads = [threading.Thread(target=worker, args=(ch,)) for ch in chunks]
+    started = time.perf_counter()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    return len(work) / (time.perf_counter() - started)
+
+
+def bench_latency(model: Path, data_dir: Path) -> dict[str, Any]:
+    """Latency and throughput per backend over HTTP."""
+    source, texts = latency_texts(data_dir)
+    results: dict[str, Any] = {"texts": source, "n": len(texts), "backends": {}}
+    reference: list[str] | None = None
+    for backend in BACKENDS:
+        var = Path(tempfile.mkdtemp(prefix="bench-nlu-"))
+        svc, url = _serve(backend, model, var)
+        try:
+            times, intents = _sequential(url, texts)
+            reference = reference or intents
+            results["backends"][backend] = {
+                "p50_ms": round(percentile(times, 50), 2),
+                "p95_ms": round(percentile(times, 95), 2),
+                "p99_ms": round(percentile(times, 99), 2),
+                "parses_per_s_8_clients": round(_concurrent(url, texts), 1),
+                "intent_agreement_with_torch": round(
+                    sum(a == b for a, b in zip(intents, reference, strict=True)) / len(texts), 4
+                ),
+            }
+        finally:
+            stop_all([svc])
+    return results
+
+
+def _test_split(text: str) -> bool:
+    return int(hashlib.sha256(text.lower().encode()).hexdigest(), 16) % 10 == 0
+
+
+def bench_bitext(work: Path) -> dict[str, Any]:
+    """Train on 90 % of the shipped Bitext data, test on the held-out 10 %."""
+    from nlu.data import load_intent_csv
+    from nlu.predict import load_predictor
+    from nlu.train import load_config, run
+
+    src = ROOT / "nlu" / "data" / "bitext_intents.csv"
+    rows = list(csv.DictReader(src.open(encoding="utf-8")))
+    train_csv, test_csv = work / "bitext_train.csv", work / "bitext_test.csv"
+    for path, keep in ((train_csv, False), (test_csv, True)):
+        with path.open("w", newline="", encoding="utf-8") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(r for r in rows if _test_split(r["text"]) == keep)
+    started = time.time()
+    run(load_config(intent_csv=[str(train_csv)]), work / "model")
+    seconds = time.time() - started
+    test = load_intent_csv(test_csv)
+    predictor = load_predictor(work / "model", backend="onnx")
+    preds = []
+    for i in range(0, len(test), 256):
+        preds += predictor.parse_batch([e.text for e in test[i : i + 256]])
+    correct = sum(p["intent"]["name"] == e.intent for p, e in zip(preds, test, strict=True))
+    return {
+        "protocol": "hash split 90/10 of nlu/data/bitext_intents.csv, config nlu/config.yml",
+        "test_examples": len(test),
+        "accuracy": round(correct / len(test), 4),
+        "train_seconds": round(seconds),
+    }
+
+
+def main() -> None:
+    """Run the chosen sections, print tables, write benchmarks/results/nlu.json."""
+    p = argparse.ArgumentParser(prog="python -m benchmarks.nlu")
+    p.add_argument("--sections", default="latency,bitext")
+    p.add_argument("--model", type=Path, default=get_settings().nlu_model_dir, help="model for the latency section")
+    p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data", help="public data sets")
+    args = p.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    results: dict[str, Any] = {}
+    sections = set(args.sections.split(","))
+    if "latency" in sections:
+        results["latency"] = lat = bench_latency(args.model, args.data)
+        keys = ["p50_ms", "p95_ms", "p99_ms", "parses_per_s_8_clients", "intent_agreement_with_torch"]
+        rows = [[b, *(r[k] for k in keys)] for b, r in lat["backends"].items()]
+        print(f"parse latency over HTTP, {lat['n']} texts from {lat['texts']}")
+        print(table(["backend", "p50 ms", "p95 ms", "p99 ms", "parses/s (8 clients)", "agreement"], rows))
+    if "bitext" in sections:
+        results["bitext"] = bx = bench_bitext(Path(tempfile.mkdtemp(prefix="bench-bitext-")))
+        print(
+            table(
+                ["data set", "protocol", "test n", "accuracy", "train s"],
+                [["Bitext 27 intents", bx["protocol"], bx["test_examples"], bx["accuracy"], bx["train_seconds"]]],
+            )
+        )
+    write_results("nlu", results)
+
+
+if __name__ == "__main__":
+    main()
