@@ -31,6 +31,7 @@ from nlu.data import SENTIMENTS, Example
 from nlu.encoding import bio_labels, encode, tag_names
 from nlu.evaluate import evaluate, forward_batches
 from nlu.model import JointClassifier, ModelMeta, base_model_path, build, save
+from nlu.oos import load_oos, scores_at, tune_threshold
 
 log = logging.getLogger(__name__)
 DEFAULT_CONFIG = ROOT / "nlu" / "config.yml"
@@ -148,12 +149,31 @@ def calibrate(
     meta: ModelMeta,
     dev: list[Example],
     device: torch.device,
+    oos_file: Path | None = None,
 ) -> None:
-    """Fit the intent temperature on dev data (in ``meta``)."""
+    """Fit the intent temperature on dev data, then tune the fallback threshold (both into ``meta``).
+
+    With an out-of-scope file the threshold maximises dev in-scope accuracy + OOS recall on
+    its tuning half, and OOS recall on its test half goes into the metrics.
+    """
     i_ex = [e for e in dev if e.intent]
     logits, _, _ = forward_batches(model, tokenizer, meta, [e.text for e in i_ex], device)
     gold = torch.tensor([meta.intents.index(str(e.intent)) for e in i_ex], dtype=torch.long)
     meta.temperature = fit_temperature(logits, gold)
+    if oos_file is None:
+        return
+    tune, test = load_oos(oos_file)
+    probs = torch.softmax(logits / meta.temperature, -1)
+    in_conf, in_correct = probs.max(-1).values, probs.argmax(-1) == gold
+
+    def top_conf(texts: list[str]) -> torch.Tensor:
+        oos_logits, _, _ = forward_batches(model, tokenizer, meta, texts, device)
+        return torch.softmax(oos_logits / meta.temperature, -1).max(-1).values
+
+    meta.threshold = tune_threshold(in_conf, in_correct, top_conf(tune))
+    at = scores_at(meta.threshold, in_conf, in_correct, top_conf(test))
+    meta.metrics["dev_in_scope_accuracy_at_threshold"] = at["in_scope_accuracy"]
+    meta.metrics["oos_recall_heldout"] = at["oos_recall"]
 
 
 def write_card(out: Path, meta: ModelMeta, cfg: dict[str, Any], n_train: int, seconds: float) -> None:
@@ -200,8 +220,9 @@ def run(cfg: dict[str, Any], out: Path, *, encoder_path: Path | None = None, tin
     model = build(meta, src, config_only=tiny).to(device)
     # 4 · train
     meta.metrics = train_loop(model, tokenizer, meta, train, i_dev + s_dev, cfg, device)
-    # 5 · calibrate
-    calibrate(model, tokenizer, meta, i_dev, device)
+    # 5 · calibrate confidences, tune the nlu_fallback threshold
+    oos = cfg.get("out_of_scope")
+    calibrate(model, tokenizer, meta, i_dev, device, (ROOT / oos) if oos else None)
     # 6 · save (to a temp dir, then swap in: a half-written model is never served)
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)

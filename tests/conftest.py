@@ -65,6 +65,7 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, tiny_encoder_dir: P
         min_per_intent=4,
         dev_fraction=0.2,
         fallback_threshold=0.0,
+        out_of_scope="",
     )
     out = tmp_path_factory.mktemp("tiny-model") / "nlu"
     run(cfg, out, encoder_path=tiny_encoder_dir, tiny=True)

@@ -1,0 +1,46 @@
+"""Out-of-scope detection: a confidence threshold tuned on held-out in-scope and out-of-scope text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from nlu.errors import DataError
+
+
+def load_oos(path: Path) -> tuple[list[str], list[str]]:
+    """Out-of-scope messages (one per line, ``#`` comments): odd lines for tuning, even lines for testing."""
+    try:
+        lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: cannot read out-of-scope examples: {exc}") from exc
+    texts = [ln for ln in lines if ln and not ln.startswith("#")]
+    return texts[0::2], texts[1::2]
+
+
+def scores_at(threshold: float, in_conf: torch.Tensor, in_correct: torch.Tensor, oos_conf: torch.Tensor) -> dict:
+    """In-scope accuracy (a fallback counts as wrong) and OOS recall at ``threshold``."""
+    accepted = in_conf >= threshold
+    return {
+        "in_scope_accuracy": float((accepted & in_correct).float().mean()) if len(in_conf) else 0.0,
+        "oos_recall": float((oos_conf < threshold).float().mean()) if len(oos_conf) else 0.0,
+    }
+
+
+def tune_threshold(in_conf: torch.Tensor, in_correct: torch.Tensor, oos_conf: torch.Tensor) -> float:
+    """The threshold maximising in-scope accuracy + OOS recall (ties: the lower threshold).
+
+    Args:
+        in_conf: [N] calibrated top-intent confidence of in-scope messages.
+        in_correct: [N] bool, whether the top intent was right.
+        oos_conf: [M] top-intent confidence of out-of-scope messages.
+    """
+    candidates = torch.cat([torch.zeros(1), in_conf, oos_conf]).unique()
+    best_t, best = 0.0, -1.0
+    for t in candidates.tolist():
+        s = scores_at(t, in_conf, in_correct, oos_conf)
+        total = s["in_scope_accuracy"] + s["oos_recall"]
+        if total > best + 1e-9:
+            best_t, best = t, total
+    return float(best_t)
