@@ -31,10 +31,16 @@ def machine() -> dict[str, Any]:
     return {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "date": time.strftime("%Y-%m-%d")}
 
 
-def write_results(name: str, results: dict[str, Any]) -> Path:
-    """Write ``benchmarks/results/<name>.json`` with the machine description."""
+def write_results(name: str, results: dict[str, Any], *, merge: bool = False) -> Path:
+    """Write ``benchmarks/results/<name>.json`` with the machine description.
+
+    With ``merge`` the sections in ``results`` replace those of the same name in the file and
+    the others are kept (a benchmark run with only some sections).
+    """
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     path = RESULTS_DIR / f"{name}.json"
+    if merge and path.exists():
+        results = {**json.loads(path.read_text()).get("results", {}), **results}
     path.write_text(json.dumps({"meta": machine(), "results": results}, indent=2))
     return path
 

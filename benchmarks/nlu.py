@@ -171,7 +171,7 @@ def main() -> None:
                 [["Bitext 27 intents", bx["protocol"], bx["test_examples"], bx["accuracy"], bx["train_seconds"]]],
             )
         )
-    write_results("nlu", results)
+    write_results("nlu", results, merge=True)
 
 
 if __name__ == "__main__":

@@ -223,7 +223,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--no-chat", action="store_true", help="serve until Ctrl-C instead of chatting")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    for noisy in ("alembic", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     settings = get_settings()
     started = time.monotonic()
     if args.command == "prepare":

@@ -49,7 +49,13 @@ def export(model: JointClassifier, out_dir: Path, *, quantize: bool = True) -> l
     if quantize:
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
-        quantize_dynamic(str(fp32), str(out_dir / INT8_FILE), weight_type=QuantType.QInt8)
+        root = logging.getLogger()
+        level = root.level
+        root.setLevel(logging.WARNING)  # the quantizer logs one INFO line per tensor on the root logger
+        try:
+            quantize_dynamic(str(fp32), str(out_dir / INT8_FILE), weight_type=QuantType.QInt8)
+        finally:
+            root.setLevel(level)
         paths.append(out_dir / INT8_FILE)
     return paths
 
