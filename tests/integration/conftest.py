@@ -28,11 +28,10 @@ def free_port() -> int:
 
 def _quick_model_key() -> str:
     h = hashlib.sha256(repr(sorted(QUICK.items())).encode())
-    for f in [
-        ROOT / "nlu" / "config.yml", ROOT / "bot" / "data" / "nlu.yml", ROOT / "nlu" / "data" / "bitext_intents.csv",
-        ROOT / "nlu" / "data" / "sentiment_seed.csv", ROOT / "nlu" / "model.py", ROOT / "nlu" / "train.py",
-    ]:  # fmt: skip
-        h.update(f.read_bytes())
+    files = [ROOT / "nlu" / "config.yml", ROOT / "bot" / "data" / "nlu.yml"]
+    files += sorted((ROOT / "nlu" / "data").iterdir()) + sorted((ROOT / "nlu").glob("*.py"))
+    for f in files:
+        h.update(f.name.encode() + f.read_bytes())
     return h.hexdigest()[:12]
 
 
