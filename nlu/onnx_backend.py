@@ -71,6 +71,9 @@ class OnnxRunner:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or os.cpu_count() or 1
         options.inter_op_num_threads = 1
+        # No busy-waiting between runs: on 2 cores a spinning pool steals the CPU the HTTP
+        # server and the other services need.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.path = path
 

@@ -150,6 +150,7 @@ def calibrate(
     dev: list[Example],
     device: torch.device,
     oos_file: Path | None = None,
+    max_in_scope_drop: float = 1.0,
 ) -> None:
     """Fit the intent temperature on dev data, then tune the fallback threshold (both into ``meta``).
 
@@ -170,7 +171,7 @@ def calibrate(
         oos_logits, _, _ = forward_batches(model, tokenizer, meta, texts, device)
         return torch.softmax(oos_logits / meta.temperature, -1).max(-1).values
 
-    meta.threshold = tune_threshold(in_conf, in_correct, top_conf(tune))
+    meta.threshold = tune_threshold(in_conf, in_correct, top_conf(tune), max_in_scope_drop)
     at = scores_at(meta.threshold, in_conf, in_correct, top_conf(test))
     meta.metrics["dev_in_scope_accuracy_at_threshold"] = at["in_scope_accuracy"]
     meta.metrics["oos_recall_heldout"] = at["oos_recall"]
@@ -222,7 +223,8 @@ def run(cfg: dict[str, Any], out: Path, *, encoder_path: Path | None = None, tin
     meta.metrics = train_loop(model, tokenizer, meta, train, i_dev + s_dev, cfg, device)
     # 5 · calibrate confidences, tune the nlu_fallback threshold
     oos = cfg.get("out_of_scope")
-    calibrate(model, tokenizer, meta, i_dev, device, (ROOT / oos) if oos else None)
+    drop = float(cfg.get("max_in_scope_drop", 1.0))
+    calibrate(model, tokenizer, meta, i_dev, device, (ROOT / oos) if oos else None, drop)
     # 6 · save (to a temp dir, then swap in: a half-written model is never served)
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)

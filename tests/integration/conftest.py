@@ -16,7 +16,7 @@ from core.settings import ROOT, Settings
 from core.stack import Service, stop_all, up
 
 PG_ADMIN = "postgresql+psycopg://root@127.0.0.1:5432/postgres"
-QUICK = {"cap_per_intent": 40, "min_per_intent": 20, "epochs": 2}
+QUICK = {"cap_per_intent": 60, "min_per_intent": 30, "epochs": 3}
 
 
 def free_port() -> int:

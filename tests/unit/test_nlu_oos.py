@@ -18,6 +18,14 @@ def test_threshold_separates_confident_in_scope_from_oos() -> None:
     assert scores_at(t, in_conf, in_correct, oos_conf) == pytest.approx({"in_scope_accuracy": 0.8, "oos_recall": 1.0})
 
 
+def test_threshold_respects_the_in_scope_budget() -> None:
+    in_conf = torch.tensor([0.9, 0.5, 0.5, 0.5])
+    in_correct = torch.tensor([True, True, True, True])
+    oos_conf = torch.tensor([0.55, 0.6, 0.7])
+    assert tune_threshold(in_conf, in_correct, oos_conf) > 0.5  # unbounded: drop 3 of 4 to catch all OOS
+    assert tune_threshold(in_conf, in_correct, oos_conf, max_in_scope_drop=0.02) <= 0.5
+
+
 def test_no_oos_keeps_everything() -> None:
     t = tune_threshold(torch.tensor([0.5, 0.9]), torch.tensor([True, True]), torch.tensor([]))
     assert t == 0.0
