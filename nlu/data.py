@@ -126,17 +126,21 @@ def load_sentiment_csv(path: Path) -> list[Example]:
     return out
 
 
+def by_intent(examples: list[Example]) -> list[tuple[str | None, list[Example]]]:
+    """Examples grouped by intent, groups in a fixed (sorted) order, examples in input order."""
+    groups: dict[str | None, list[Example]] = defaultdict(list)
+    for ex in examples:
+        groups[ex.intent].append(ex)
+    return [(key, groups[key]) for key in sorted(groups, key=str)]
+
+
 def cap_per_label(examples: list[Example], cap: int, seed: int) -> list[Example]:
     """Keep at most ``cap`` examples per intent (random, reproducible); 0 = no cap."""
     if cap <= 0:
         return list(examples)
-    groups: dict[str | None, list[Example]] = defaultdict(list)
-    for ex in examples:
-        groups[ex.intent].append(ex)
     rng = random.Random(seed)
     out: list[Example] = []
-    for key in sorted(groups, key=str):
-        items = groups[key]
+    for _, items in by_intent(examples):
         out.extend(rng.sample(items, cap) if len(items) > cap else items)
     return out
 
@@ -181,13 +185,9 @@ def augment_ids(examples: list[Example], fraction: float, seed: int) -> list[Exa
 
 def oversample(examples: list[Example], minimum: int, seed: int) -> list[Example]:
     """Repeat examples of small intents until each has at least ``minimum``."""
-    groups: dict[str | None, list[Example]] = defaultdict(list)
-    for ex in examples:
-        groups[ex.intent].append(ex)
     rng = random.Random(seed)
     out: list[Example] = []
-    for key in sorted(groups, key=str):
-        items = groups[key]
+    for key, items in by_intent(examples):
         out.extend(items)
         if key is not None and len(items) < minimum:
             out.extend(rng.choices(items, k=minimum - len(items)))
