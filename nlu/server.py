@@ -22,7 +22,6 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from nlu.batcher import MicroBatcher
 from nlu.errors import NLUError
 from nlu.predict import Predictor
 
@@ -84,14 +83,10 @@ def create_app(load: Callable[[], Predictor], *, token: str = "") -> FastAPI:
     async def lifespan(_app: FastAPI):  # type: ignore[no-untyped-def]
         try:
             state["predictor"] = await run_in_threadpool(load)
-            state["batcher"] = MicroBatcher(state["predictor"].parse_batch)
-            state["batcher"].start()
         except NLUError as exc:
             log.error("NLU model unavailable: %s", exc)
             state["error"] = str(exc)
         yield
-        if "batcher" in state:
-            await state["batcher"].stop()
 
     app = FastAPI(title="store-bot NLU", version="1", lifespan=lifespan)
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
@@ -108,9 +103,9 @@ def create_app(load: Callable[[], Predictor], *, token: str = "") -> FastAPI:
         if not body.text.strip():
             requests.labels("parse", "422").inc()
             raise HTTPException(status_code=422, detail="text is empty")
-        predictor()  # 503 while no model is loaded
+        model = predictor()
         started = time.perf_counter()
-        result = await state["batcher"].submit(body.text)
+        result = await run_in_threadpool(model.parse, body.text)
         latency.labels("parse").observe(time.perf_counter() - started)
         requests.labels("parse", "200").inc()
         return result
