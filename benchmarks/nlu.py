@@ -7,6 +7,9 @@ Sections (each prints a table; all results go to benchmarks/results/nlu.json):
   same model. Texts: 300 BANKING77 test queries (from --data, default ../shared/data) or, when
   absent, 300 Bitext utterances from the repository. Intent agreement with torch is reported
   so a faster backend is only kept at equal accuracy.
+- ``banking77``: BANKING77 official train → official test, intent head only, top-1 accuracy.
+- ``sentiment``: TweetEval (train_reconstructed.csv) trained jointly with the bot's intents,
+  macro-averaged recall on the official test split.
 - ``bitext``: the bot's own intents. Protocol: a deterministic 10 % test split of
   nlu/data/bitext_intents.csv (by hash of the text, stratified by intent), the model trained
   with nlu/config.yml on the rest, accuracy on the full test split.
@@ -111,6 +114,11 @@ def bench_latency(model: Path, data_dir: Path) -> dict[str, Any]:
     return results
 
 
+def parse_all(predictor: Any, texts: list[str], batch: int = 256) -> list[dict[str, Any]]:
+    """Parse many texts in batches (the service's own batch path)."""
+    return [r for i in range(0, len(texts), batch) for r in predictor.parse_batch(texts[i : i + batch])]
+
+
 def _test_split(text: str) -> bool:
     return int(hashlib.sha256(text.lower().encode()).hexdigest(), 16) % 10 == 0
 
@@ -134,14 +142,76 @@ def bench_bitext(work: Path) -> dict[str, Any]:
     seconds = time.time() - started
     test = load_intent_csv(test_csv)
     predictor = load_predictor(work / "model", backend="onnx")
-    preds = []
-    for i in range(0, len(test), 256):
-        preds += predictor.parse_batch([e.text for e in test[i : i + 256]])
+    preds = parse_all(predictor, [e.text for e in test])
     correct = sum(p["intent"]["name"] == e.intent for p, e in zip(preds, test, strict=True))
     return {
         "protocol": "hash split 90/10 of nlu/data/bitext_intents.csv, config nlu/config.yml",
         "test_examples": len(test),
         "accuracy": round(correct / len(test), 4),
+        "train_seconds": round(seconds),
+    }
+
+
+def _csv_rows(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _write_csv(path: Path, rows: list[dict[str, str]]) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return path
+
+
+def bench_banking77(data_dir: Path, work: Path, epochs: int, limit: int) -> dict[str, Any]:
+    """BANKING77: train on the official train split (intent head only), top-1 accuracy on the official test."""
+    from nlu.predict import load_predictor
+    from nlu.train import load_config, run
+
+    rows = _csv_rows(data_dir / "banking77" / "train.csv")[: limit or None]
+    train_csv = _write_csv(work / "b77_train.csv", [{"text": r["text"], "intent": r["category"]} for r in rows])
+    cfg = load_config(
+        rasa_nlu=[], intent_csv=[str(train_csv)], sentiment_csv=[], cap_per_intent=0, min_per_intent=0,
+        id_augment=0.0, epochs=epochs, out_of_scope="", fallback_threshold=0.0,
+    )  # fmt: skip
+    started = time.time()
+    run(cfg, work / "b77_model")
+    seconds = time.time() - started
+    test = _csv_rows(data_dir / "banking77" / "test.csv")
+    predictor = load_predictor(work / "b77_model", backend="onnx")
+    preds = [p["intent"]["name"] for p in parse_all(predictor, [r["text"] for r in test])]
+    accuracy = sum(p == r["category"] for p, r in zip(preds, test, strict=True)) / len(test)
+    return {
+        "protocol": f"official train ({len(rows)} queries) → official test ({len(test)}), top-1, MiniLM-L6, "
+        f"{epochs} epochs max with early stopping on a 10 % dev split of train",
+        "accuracy": round(accuracy, 4),
+        "train_seconds": round(seconds),
+    }
+
+
+def bench_sentiment(data_dir: Path, work: Path, epochs: int, limit: int) -> dict[str, Any]:
+    """TweetEval sentiment trained jointly with the bot's intents; macro-recall on the official test."""
+    from nlu.evaluate import macro_recall
+    from nlu.predict import load_predictor
+    from nlu.train import load_config, run
+
+    rows = _csv_rows(data_dir / "sentiment" / "train_reconstructed.csv")[: limit or None]
+    train_csv = _write_csv(work / "tweets.csv", [{"text": r["text"], "label": r["label"]} for r in rows])
+    cfg = load_config(sentiment_csv=[str(train_csv)], sentiment_repeat=1, epochs=epochs)
+    started = time.time()
+    run(cfg, work / "sent_model")
+    seconds = time.time() - started
+    test = _csv_rows(data_dir / "sentiment" / "test.csv")
+    predictor = load_predictor(work / "sent_model", backend="onnx")
+    names = predictor.meta.sentiments
+    preds = [p["sentiment"]["label"] for p in parse_all(predictor, [r["text"] for r in test])]
+    recall = macro_recall([names.index(p) for p in preds], [int(r["label"]) for r in test], len(names))
+    return {
+        "protocol": f"TweetEval train_reconstructed ({len(rows)} tweets) + the bot's intent data, joint training, "
+        f"{epochs} epochs max → official test ({len(test)}), macro-averaged recall",
+        "macro_recall": round(recall, 4),
         "train_seconds": round(seconds),
     }
 
@@ -152,6 +222,8 @@ def main() -> None:
     p.add_argument("--sections", default="latency,bitext")
     p.add_argument("--model", type=Path, default=get_settings().nlu_model_dir, help="model for the latency section")
     p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data", help="public data sets")
+    p.add_argument("--epochs", type=int, default=4, help="max epochs for banking77 and sentiment")
+    p.add_argument("--limit", type=int, default=0, help="use only the first N training rows (smoke runs)")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -171,6 +243,19 @@ def main() -> None:
                 [["Bitext 27 intents", bx["protocol"], bx["test_examples"], bx["accuracy"], bx["train_seconds"]]],
             )
         )
+    for name, bench in (("banking77", bench_banking77), ("sentiment", bench_sentiment)):
+        if name in sections:
+            work = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
+            results[name] = r = bench(args.data, work, args.epochs, args.limit)
+            metric = "accuracy" if "accuracy" in r else "macro_recall"
+            print(
+                table(
+                    ["data set", "protocol", metric, "train s"], [[name, r["protocol"], r[metric], r["train_seconds"]]]
+                )
+            )
+    if args.limit:
+        log.warning("--limit %d: a smoke run, results not written", args.limit)
+        return
     write_results("nlu", results, merge=True)
 
 
