@@ -59,8 +59,7 @@ def span_f1(pred: list[list[dict]], gold: list[Example]) -> float:
     g = {(i, e.entity, e.start, e.end) for i, ex in enumerate(gold) for e in ex.entities}
     if not p and not g:
         return 1.0
-    tp = len(p & g)
-    return 2 * tp / (len(p) + len(g)) if (p or g) else 0.0
+    return 2 * len(p & g) / (len(p) + len(g))
 
 
 def evaluate(
