@@ -30,9 +30,9 @@ from typing import Any
 
 import httpx
 
-from benchmarks.common import free_port, percentile, table, write_results
+from benchmarks.common import percentile, table, write_results
 from core.settings import ROOT, Settings, get_settings
-from core.stack import Service, start, stop_all, wait_healthy
+from core.stack import Service, free_port, start, stop_all, wait_healthy
 
 log = logging.getLogger("bench.nlu")
 BACKENDS = ("torch", "onnx", "onnx-int8")

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import httpx
 
-from benchmarks.common import free_port, percentile, table, write_results
+from benchmarks.common import percentile, table, write_results
 from core.settings import Settings, get_settings
-from core.stack import stop_all, up
+from core.stack import free_port, stop_all, up
 
 log = logging.getLogger("bench")
 # (kind, message): "action" turns run a custom action on our action server, "rule" turns do not.

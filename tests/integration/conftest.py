@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,17 +12,10 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from core.settings import ROOT, Settings
-from core.stack import Service, stop_all, up
+from core.stack import Service, free_port, stop_all, up
 
 PG_ADMIN = "postgresql+psycopg://root@127.0.0.1:5432/postgres"
 QUICK = {"cap_per_intent": 60, "min_per_intent": 30, "epochs": 3}
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _quick_model_key() -> str:
