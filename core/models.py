@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlmodel import Field, SQLModel
+from sqlalchemy import LargeBinary
+from sqlmodel import Column, Field, SQLModel
 
 
 def utcnow() -> datetime:
@@ -78,3 +79,44 @@ class Checkpoint(SQLModel, table=True):
     name: str = Field(primary_key=True, max_length=64)
     position: int = 0
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class FaqEntry(SQLModel, table=True):
+    """One FAQ of the knowledge base (imported from a KB file by ``python -m nlu.faq import``)."""
+
+    __tablename__ = "faq_entry"
+
+    id: str = Field(primary_key=True, max_length=100)
+    question: str = Field(max_length=1000)
+    answer: str = Field(max_length=10000)
+    alternatives: str = Field(default="[]", max_length=20000)  # JSON list of other phrasings
+    tags: str = Field(default="[]", max_length=2000)  # JSON list
+    links: str = Field(default="[]", max_length=4000)  # JSON list of URLs
+    intents: str = Field(default="[]", max_length=2000)  # JSON list of bot intents this entry answers
+    content_hash: str = Field(max_length=64)
+    updated_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class FaqVector(SQLModel, table=True):
+    """A cached sentence embedding of one text of an FAQ entry (question, a phrasing, or question + answer)."""
+
+    __tablename__ = "faq_vector"
+
+    id: int | None = Field(default=None, primary_key=True)
+    entry_id: str = Field(foreign_key="faq_entry.id", index=True, max_length=100)
+    model: str = Field(max_length=200, index=True)  # embedder identity; vectors of other models are ignored
+    kind: str = Field(max_length=16)  # question | alternative | qa
+    vector: bytes = Field(sa_column=Column(LargeBinary, nullable=False))  # float32, L2-normalised
+
+
+class FaqFeedback(SQLModel, table=True):
+    """A customer's "helpful" / "didn't help" on an FAQ answer."""
+
+    __tablename__ = "faq_feedback"
+
+    id: int | None = Field(default=None, primary_key=True)
+    sender_id: str = Field(index=True, max_length=255)
+    entry_id: str = Field(index=True, max_length=100)
+    helpful: bool
+    query: str = Field(default="", max_length=4000)
+    created_at: datetime = Field(default_factory=utcnow, index=True)

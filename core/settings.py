@@ -43,6 +43,13 @@ class Settings(BaseSettings):
     # onnx-int8 (dynamic int8 quantization) or torch. See docs/BENCHMARKS.md.
     nlu_backend: str = "onnx"
 
+    # FAQ knowledge base imported at start-up (re-import only changes what changed).
+    faq_kb: Path = ROOT / "bot" / "kb" / "faq.yml"
+    # Sentence-transformers model for FAQ retrieval; empty = all-MiniLM-L6-v2 from its PyPI wheel.
+    faq_embedder: str = ""
+    # Seconds between checks for a changed knowledge base in the running action server.
+    faq_reload_seconds: float = 30.0
+
     # Python 3.10 virtual environment holding Rasa (built by scripts/setup.sh).
     rasa_venv: Path = ROOT / ".venv-rasa"
 

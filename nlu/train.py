@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import copy
 import logging
-import math
 import random
 import shutil
 import time
@@ -99,7 +98,7 @@ def train_loop(
 ) -> dict[str, float]:
     """Fine-tune in place with AdamW + linear schedule; restores the best dev epoch."""
     batch_size = int(cfg["batch_size"]) * (2 if device.type == "cuda" else 1)
-    steps_per_epoch = math.ceil(len(train) / batch_size)
+    steps_per_epoch = len(nlu_data.length_grouped_batches(train, batch_size, random.Random(0)))
     total = steps_per_epoch * int(cfg["epochs"])
     opt = torch.optim.AdamW(model.parameters(), lr=float(cfg["lr"]), weight_decay=float(cfg["weight_decay"]))
     sched = get_linear_schedule_with_warmup(opt, int(total * float(cfg["warmup_ratio"])), total)
@@ -109,11 +108,9 @@ def train_loop(
     best_metrics: dict[str, float] = {}
     for epoch in range(int(cfg["epochs"])):
         model.train()
-        order = train[:]
-        rng.shuffle(order)
-        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg['epochs']}", unit="step")
-        for step in bar:
-            batch = order[step * batch_size : (step + 1) * batch_size]
+        batches = nlu_data.length_grouped_batches(train, batch_size, rng)
+        bar = tqdm(batches, desc=f"epoch {epoch + 1}/{cfg['epochs']}", unit="step")
+        for batch in bar:
             enc = encode(tokenizer, [e.text for e in batch], meta.max_length, offsets=True)
             tags = bio_labels(batch, enc.pop("offset_mapping"), tag_set).to(device)
             intent, sentiment = (t.to(device) for t in _labels(batch, meta))

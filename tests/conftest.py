@@ -96,3 +96,11 @@ def app_settings(tmp_path: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPatc
     for engine in db._engines.values():
         engine.dispose()
     db._engines.clear()
+
+
+@pytest.fixture(scope="session")
+def minilm_embedder():  # type: ignore[no-untyped-def]
+    """The real all-MiniLM-L6-v2 sentence embedder from its wheel (22M parameters, loads in ~1 s)."""
+    from nlu.faq.embedder import load_embedder
+
+    return load_embedder(device="cpu")

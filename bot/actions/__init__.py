@@ -1,6 +1,7 @@
 """Custom actions (rasa-sdk), one module per skill. Thin: read slots, call a service, return events."""
 
+from bot.actions.faq import ActionAnswerFaq, ActionFaqFeedback
 from bot.actions.handoff import ActionRequestHandoff
 from bot.actions.orders import ActionCheckOrderStatus
 
-__all__ = ["ActionCheckOrderStatus", "ActionRequestHandoff"]
+__all__ = ["ActionAnswerFaq", "ActionCheckOrderStatus", "ActionFaqFeedback", "ActionRequestHandoff"]

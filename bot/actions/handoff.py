@@ -13,6 +13,7 @@ from core.db import session_scope
 from core.shop import open_ticket, queue_position
 
 log = logging.getLogger(__name__)
+REASONS = {"faq_feedback": "faq_not_helpful", "contact_human_agent": "explicit_request"}  # by the latest intent
 
 
 class ActionRequestHandoff(Action):
@@ -25,9 +26,11 @@ class ActionRequestHandoff(Action):
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[dict[str, Any]]:
         """Queue the ticket."""
         text = str(tracker.latest_message.get("text") or "")
+        intent = (tracker.latest_message.get("intent") or {}).get("name")
+        reason = REASONS.get(str(intent), "explicit_request")
         try:
             with session_scope() as session:
-                ticket = open_ticket(session, sender_id=tracker.sender_id, reason="explicit_request", last_message=text)
+                ticket = open_ticket(session, sender_id=tracker.sender_id, reason=reason, last_message=text)
                 ticket_id, position = ticket.id, queue_position(session, ticket)
         except SQLAlchemyError:
             log.exception("could not open a handoff ticket")

@@ -10,7 +10,7 @@ import pytest
 from sqlmodel import Session, select
 
 from core.db import make_engine
-from core.models import Ticket, Turn
+from core.models import FaqFeedback, Ticket, Turn
 from core.stack import start, wait_healthy
 from tests.integration.conftest import Stack
 
@@ -89,3 +89,26 @@ def test_nlu_rejects_a_wrong_token(stack: Stack) -> None:
     assert httpx.post(url, json={"text": "hi", "token": "wrong"}, timeout=10).status_code == 401
     ok = httpx.post(url, json={"text": "hi", "token": "integration-token", "message_id": "x"}, timeout=10)
     assert ok.status_code == 200 and ok.json()["text"] == "hi"
+
+
+@pytest.mark.parametrize("database_url", DBS, indirect=True)
+def test_faq_answer_feedback_next_candidate_then_a_person(stack: Stack) -> None:
+    sender = f"faq-{uuid.uuid4().hex[:8]}"
+    first = stack.say(sender, "what is your return policy?")
+    assert "within 30 days" in first[0]["text"] and "From our FAQ" in first[0]["text"]
+    assert [b["title"] for b in first[0]["buttons"]] == ["👍 That helped", "👎 That didn't help"]
+    second = stack.texts(sender, '/faq_feedback{"helpful":"no"}')
+    assert second.startswith("Sorry about that. Maybe this helps:")
+    third = stack.texts(sender, '/faq_feedback{"helpful":"no"}')
+    assert "get a colleague" in third and "ticket #" in third
+    other = f"faq2-{uuid.uuid4().hex[:8]}"
+    assert "Gift wrap" in stack.texts(other, "can you gift wrap my order?")
+    assert "Glad" in stack.texts(other, '/faq_feedback{"helpful":"yes"}')
+    assert "don't know" in stack.texts(other, "who won the football world cup in 1954")
+    engine = make_engine(stack.settings.app_db_url)
+    with Session(engine) as s:
+        ticket = s.exec(select(Ticket).where(Ticket.sender_id == sender)).one()
+        votes = s.exec(select(FaqFeedback).where(FaqFeedback.sender_id.in_([sender, other]))).all()  # type: ignore[attr-defined]
+    engine.dispose()
+    assert ticket.reason == "faq_not_helpful"
+    assert sorted(v.helpful for v in votes) == [False, False, True]

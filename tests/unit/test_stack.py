@@ -15,6 +15,7 @@ def test_child_env_carries_settings_and_offline_flags(tmp_path: Path) -> None:
     assert env["NLU_PORT"] == "7777" and env["VAR_DIR"] == str(tmp_path)
     assert env["HF_HUB_OFFLINE"] == "1" and env["RASA_TELEMETRY_ENABLED"] == "false"
     assert env["DATABASE_URL"].startswith("sqlite:///") and env["SANIC_HOST"] == "127.0.0.1"
+    assert env["FAQ_EMBEDDER"] == "" and "None" not in env.values()  # unset settings stay unset
 
 
 def test_chat_sends_turns_and_prints_replies(
