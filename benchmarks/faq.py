@@ -4,10 +4,11 @@ Sections (tables printed; results in benchmarks/results/faq.json):
 
 - ``stackfaq``: StackFAQ (../shared/data/faq): 125 FAQs (question + answers), 1,249 paraphrased
   queries each labelled with its FAQ. Every query is ranked against all 125 FAQs with the
-  product's own index (an entry = question vector + question-and-answer vector; BM25 over
+  product's own index (an entry = its question vector, dense score = cosine; BM25 over
   question and answers). Metrics per query, averaged: NDCG@10, P@1, MRR@10, Hit@5.
   Zero-shot (no query seen in training): BM25, dense (all-MiniLM-L6-v2), hybrid (RRF).
-  Trained: the embedder fine-tuned with MultipleNegativesRankingLoss on (query, FAQ) pairs,
+  Trained: the embedder fine-tuned with MultipleNegativesRankingLoss on (query, FAQ question)
+  paraphrase pairs,
   **split by FAQ**: k folds over the FAQs; the model that scores a query never saw any query
   of that query's FAQ. Scores pool all folds, so every query is counted once.
 - ``scale``: 10,000 entries (Bitext customer-service utterances with their answers) indexed
@@ -34,10 +35,10 @@ from benchmarks.common import percentile, table, write_results
 from core.settings import ROOT
 from nlu.faq.embedder import Embedder, load_embedder
 from nlu.faq.finetune import Pair, finetune
-from nlu.faq.index import DENSE_WEIGHT, Doc, HybridIndex, Method, build_index, vector_texts
+from nlu.faq.index import DENSE_WEIGHT, Doc, HybridIndex, Method, build_index
 
 log = logging.getLogger("bench.faq")
-SWEEP = (0.7, 0.8, 0.9)
+SWEEP = (0.5, 0.7, 0.8)  # the product uses DENSE_WEIGHT (0.9) under the name "hybrid"
 
 
 class CachedEncoder:
@@ -110,14 +111,17 @@ def bench_stackfaq(data: Path, folds: int, epochs: int) -> dict[str, Any]:
         log.info("%s: %s", method, results["methods"][method])
     for weight in SWEEP:  # weighted RRF: the share of the dense ranking
         index.weights = {"dense": weight, "bm25": 1 - weight}
-        results["methods"][f"hybrid w={weight}"] = {**average(score(index, queries, "hybrid")), "training": "none"}
+        results["methods"][f"hybrid, dense weight {weight}"] = {
+            **average(score(index, queries, "hybrid")),
+            "training": "none",
+        }
     if folds < 2:
         return results
-    qa = {d.id: dict(vector_texts(d))["qa"] for d in docs}
+    question = {d.id: d.question for d in docs}
     pooled: dict[str, list[dict[str, float]]] = {"dense-ft": [], "hybrid-ft": []}
     started = time.time()
     for i, test_ids in enumerate(folds_by_faq(docs, folds)):
-        pairs: list[Pair] = [(q, qa[f], f) for q, f in queries if f not in test_ids]
+        pairs: list[Pair] = [(q, question[f], f) for q, f in queries if f not in test_ids]
         out = Path(tempfile.mkdtemp(prefix=f"faq-ft-{i}-"))
         model = CachedEncoder(Embedder(finetune(pairs, out, epochs=epochs)))
         fold_index = build_index(docs, model, dense_weight=DENSE_WEIGHT)
@@ -149,32 +153,38 @@ def scale_entries(data: Path, n: int) -> list[Doc]:
     return docs
 
 
-def bench_scale(data: Path, n: int) -> dict[str, Any]:
-    """Index build time for ``n`` entries and top-5 search latency."""
-    docs = scale_entries(data, n)
-    embedder = load_embedder()
-    started = time.perf_counter()
-    index = build_index(docs, embedder, progress=True)
-    build = time.perf_counter() - started
-    _, queries = load_stackfaq(data)
-    sample = [q for q, _ in queries[:: max(1, len(queries) // 300)]][:300]
-    for q in sample[:20]:
+def _latencies(index: HybridIndex, sample: list[str]) -> list[float]:
+    for q in sample[:20]:  # warm-up
         index.search(q, k=5)
     times = []
     for q in sample:
         t = time.perf_counter()
         index.search(q, k=5)
         times.append((time.perf_counter() - t) * 1000)
-    return {
-        "entries": len(docs),
-        "vectors": len(index.vectors),
-        "ann": type(index.dense).__name__,
-        "build_seconds": round(build, 1),
-        "top5_p50_ms": round(percentile(times, 50), 2),
-        "top5_p95_ms": round(percentile(times, 95), 2),
-        "top5_p99_ms": round(percentile(times, 99), 2),
-        "protocol": f"{len(sample)} StackFAQ queries, one at a time, hybrid (query embedding + BM25 + HNSW + RRF)",
-    }
+    return times
+
+
+def bench_scale(data: Path, n: int) -> dict[str, Any]:
+    """Index build time for ``n`` entries and top-5 search latency (exact and HNSW dense index)."""
+    docs = scale_entries(data, n)
+    embedder = load_embedder(onnx_dir=Path(tempfile.mkdtemp(prefix="faq-onnx-")))
+    embedder.encode(["warm-up"])  # exports the query graph once, outside the timed build
+    started = time.perf_counter()
+    index = build_index(docs, embedder, progress=True)
+    build = time.perf_counter() - started
+    hnsw = HybridIndex(index.docs, index.owners, index.vectors, embedder, ann_min_vectors=0)
+    _, queries = load_stackfaq(data)
+    sample = [q for q, _ in queries[:: max(1, len(queries) // 300)]][:300]
+    result: dict[str, Any] = {"entries": len(docs), "vectors": len(index.vectors), "build_seconds": round(build, 1)}
+    for idx in (index, hnsw):
+        times = _latencies(idx, sample)
+        name = type(idx.dense).__name__
+        result[name] = {f"top5_p{q}_ms": round(percentile(times, q), 2) for q in (50, 95, 99)}
+    result["protocol"] = (
+        f"{len(sample)} StackFAQ queries, one at a time: query embedding (ONNX Runtime) + BM25 + dense index "
+        "+ weighted RRF; build = embedding every entry's texts (torch) + BM25 + dense index"
+    )
+    return result
 
 
 def main() -> None:
@@ -199,7 +209,9 @@ def main() -> None:
         print(table(["method", *keys, "training"], rows))
     if "scale" in sections:
         results["scale"] = sc = bench_scale(args.data, args.entries)
-        print(table(list(sc), [list(sc.values())]))
+        rows = [[sc["entries"], sc["vectors"], sc["build_seconds"], name, *sc[name].values()]
+                for name in ("IndexFlatIP", "IndexHNSWFlat")]  # fmt: skip
+        print(table(["entries", "vectors", "build s", "dense index", "p50 ms", "p95 ms", "p99 ms"], rows))
     write_results("faq", results, merge=True)
 
 

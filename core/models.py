@@ -98,14 +98,14 @@ class FaqEntry(SQLModel, table=True):
 
 
 class FaqVector(SQLModel, table=True):
-    """A cached sentence embedding of one text of an FAQ entry (question, a phrasing, or question + answer)."""
+    """A cached sentence embedding of one text of an FAQ entry (its question or an alternative phrasing)."""
 
     __tablename__ = "faq_vector"
 
     id: int | None = Field(default=None, primary_key=True)
     entry_id: str = Field(foreign_key="faq_entry.id", index=True, max_length=100)
     model: str = Field(max_length=200, index=True)  # embedder identity; vectors of other models are ignored
-    kind: str = Field(max_length=16)  # question | alternative | qa
+    kind: str = Field(max_length=16)  # question | alternative
     vector: bytes = Field(sa_column=Column(LargeBinary, nullable=False))  # float32, L2-normalised
 
 

@@ -17,7 +17,7 @@ from nlu.faq import store
 from nlu.faq.embedder import Embedder, load_embedder
 from nlu.faq.kb import load_kb
 from nlu.faq.policy import Thresholds, decide
-from nlu.faq.service import thresholds_path
+from nlu.faq.service import onnx_dir, thresholds_path
 from nlu.faq.tuning import tune_on, validation_set
 
 log = logging.getLogger("nlu.faq")
@@ -75,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         upgrade()
         embedder_dir = get_settings().faq_embedder
-        embedder = load_embedder(Path(embedder_dir) if embedder_dir else None)
+        var_dir = get_settings().var_dir
+        embedder = load_embedder(Path(embedder_dir) if embedder_dir else None, onnx_dir=onnx_dir(var_dir))
         if args.command == "import":
             report = cmd_import(args.file, embedder, prune=not args.keep_missing)
             log.info("%s: %s", args.file, report)

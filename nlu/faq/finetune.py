@@ -1,4 +1,4 @@
-"""Fine-tune the FAQ embedder on (user phrasing, FAQ text) pairs with in-batch negatives.
+"""Fine-tune the FAQ embedder on (user phrasing, FAQ question) paraphrase pairs with in-batch negatives.
 
 MultipleNegativesRankingLoss (sentence-transformers): each phrasing must be closer to its own
 FAQ than to every other FAQ in the batch. Batches never hold two pairs of the same FAQ (that
@@ -14,13 +14,13 @@ import argparse
 import logging
 import random
 from pathlib import Path
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from nlu.faq.embedder import MAX_SEQ_LENGTH
-from nlu.faq.index import vector_texts
 from nlu.faq.kb import load_kb
 from nlu.model import base_model_path
 
@@ -47,6 +47,11 @@ def unique_batches(pairs: list[Pair], batch_size: int, rng: random.Random) -> li
             batches.append(batch)
         pending = rest if len(batch) > 1 else []
     return batches
+
+
+def _tensors(features: dict[str, Any], device: str) -> dict[str, torch.Tensor]:
+    """The tensor part of a tokenizer output, on ``device``."""
+    return {k: v.to(device) for k, v in features.items() if isinstance(v, torch.Tensor)}
 
 
 def finetune(
@@ -77,7 +82,7 @@ def finetune(
     for epoch in range(epochs):
         bar = tqdm(unique_batches(pairs, batch_size, rng), desc=f"embedder epoch {epoch + 1}", disable=not progress)
         for batch in bar:
-            features = [{k: v.to(device) for k, v in model.tokenize([p[i] for p in batch]).items()} for i in (0, 1)]
+            features = [_tensors(model.tokenize([p[i] for p in batch]), device) for i in (0, 1)]
             loss = loss_fn(features, torch.empty(0))
             loss.backward()
             opt.step()
@@ -92,11 +97,10 @@ def finetune(
 
 
 def kb_pairs(kb: Path) -> list[Pair]:
-    """(alternative phrasing → question + answer) pairs of a knowledge base."""
+    """(alternative phrasing → question) paraphrase pairs of a knowledge base."""
     pairs: list[Pair] = []
     for spec in load_kb(kb):
-        qa = dict(vector_texts(spec))["qa"]
-        pairs += [(alt, qa, spec.id) for alt in spec.alternatives]
+        pairs += [(alt, spec.question, spec.id) for alt in spec.alternatives]
     return pairs
 
 

@@ -18,6 +18,11 @@ from nlu.faq.policy import Decision, Thresholds, decide
 log = logging.getLogger(__name__)
 
 
+def onnx_dir(var_dir: Path) -> Path:
+    """Where the query-encoder ONNX graphs are cached."""
+    return var_dir / "models" / "faq-onnx"
+
+
 def thresholds_path(var_dir: Path) -> Path:
     """Where `python -m nlu.faq tune` writes the tuned thresholds."""
     return var_dir / "faq" / "thresholds.json"
@@ -73,4 +78,5 @@ def create_service(engine: Engine, *, var_dir: Path, embedder_path: Path | None,
     """Factory: load the embedder and the tuned thresholds (defaults when not tuned yet)."""
     thresholds = Thresholds.load(thresholds_path(var_dir))
     log.info("FAQ thresholds: %s", thresholds)
-    return FaqService(engine, load_embedder(embedder_path), thresholds, reload_seconds=reload_seconds)
+    embedder = load_embedder(embedder_path, onnx_dir=onnx_dir(var_dir))
+    return FaqService(engine, embedder, thresholds, reload_seconds=reload_seconds)

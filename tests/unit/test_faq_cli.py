@@ -16,7 +16,7 @@ from nlu.faq.service import thresholds_path
 
 @pytest.fixture()
 def fast_embedder(monkeypatch: pytest.MonkeyPatch, minilm_embedder: Any) -> None:
-    monkeypatch.setattr(cli, "load_embedder", lambda _path: minilm_embedder)
+    monkeypatch.setattr(cli, "load_embedder", lambda _path, **_: minilm_embedder)
 
 
 def _count() -> int:
