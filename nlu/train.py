@@ -83,6 +83,15 @@ def _labels(batch: list[Example], meta: ModelMeta) -> tuple[torch.Tensor, torch.
     return intent, sentiment
 
 
+def _batches(train: list[Example], batch_size: int, rng: random.Random, grouped: bool) -> list[list[Example]]:
+    """One epoch's batches: length-grouped (less padding) or plain shuffled."""
+    if grouped:
+        return nlu_data.length_grouped_batches(train, batch_size, rng)
+    order = train[:]
+    rng.shuffle(order)
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
 def _score(m: dict[str, float]) -> float:
     return m.get("intent_accuracy", 0.0) + 0.5 * m.get("sentiment_macro_recall", 0.0) + 0.25 * m.get("entity_f1", 0.0)
 
@@ -98,7 +107,8 @@ def train_loop(
 ) -> dict[str, float]:
     """Fine-tune in place with AdamW + linear schedule; restores the best dev epoch."""
     batch_size = int(cfg["batch_size"]) * (2 if device.type == "cuda" else 1)
-    steps_per_epoch = len(nlu_data.length_grouped_batches(train, batch_size, random.Random(0)))
+    grouped = bool(cfg.get("group_by_length", False))
+    steps_per_epoch = len(_batches(train, batch_size, random.Random(0), grouped))
     total = steps_per_epoch * int(cfg["epochs"])
     opt = torch.optim.AdamW(model.parameters(), lr=float(cfg["lr"]), weight_decay=float(cfg["weight_decay"]))
     sched = get_linear_schedule_with_warmup(opt, int(total * float(cfg["warmup_ratio"])), total)
@@ -108,7 +118,7 @@ def train_loop(
     best_metrics: dict[str, float] = {}
     for epoch in range(int(cfg["epochs"])):
         model.train()
-        batches = nlu_data.length_grouped_batches(train, batch_size, rng)
+        batches = _batches(train, batch_size, rng, grouped)
         bar = tqdm(batches, desc=f"epoch {epoch + 1}/{cfg['epochs']}", unit="step")
         for batch in bar:
             enc = encode(tokenizer, [e.text for e in batch], meta.max_length, offsets=True)

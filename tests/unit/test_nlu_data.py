@@ -78,3 +78,17 @@ def test_cap_split_oversample() -> None:
     train, dev = stratified_split(capped, 0.2, seed=1)
     assert {e.intent for e in dev} == {"a", "b"} and not set(train) & set(dev)
     assert sum(e.intent == "b" for e in oversample(train, 8, seed=1)) == 8
+
+
+def test_length_grouped_batches_cover_every_example_once_with_less_padding() -> None:
+    import random
+
+    from nlu.data import Example, length_grouped_batches
+
+    rng = random.Random(1)
+    examples = [Example(text="w " * rng.randint(1, 40), intent=f"i{n % 3}") for n in range(500)]
+    batches = length_grouped_batches(examples, 16, random.Random(0), pool=10)
+    flat = [e for b in batches for e in b]
+    assert sorted(map(id, flat)) == sorted(map(id, examples)) and all(len(b) <= 16 for b in batches)
+    spread = sum(max(len(e.text) for e in b) - min(len(e.text) for e in b) for b in batches) / len(batches)
+    assert spread < 20  # random batches of 16 span most of the 2-80 character range
