@@ -199,7 +199,7 @@ def bench_sentiment(data_dir: Path, work: Path, epochs: int, limit: int) -> dict
 
     rows = _csv_rows(data_dir / "sentiment" / "train_reconstructed.csv")[: limit or None]
     train_csv = _write_csv(work / "tweets.csv", [{"text": r["text"], "label": r["label"]} for r in rows])
-    cfg = load_config(sentiment_csv=[str(train_csv)], sentiment_repeat=1, epochs=epochs)
+    cfg = load_config(sentiment_csv=[str(train_csv)], sentiment_repeat=1, epochs=epochs, group_by_length=True)
     started = time.time()
     run(cfg, work / "sent_model")
     seconds = time.time() - started
@@ -210,7 +210,7 @@ def bench_sentiment(data_dir: Path, work: Path, epochs: int, limit: int) -> dict
     recall = macro_recall([names.index(p) for p in preds], [int(r["label"]) for r in test], len(names))
     return {
         "protocol": f"TweetEval train_reconstructed ({len(rows)} tweets) + the bot's intent data, joint training, "
-        f"{epochs} epochs max → official test ({len(test)}), macro-averaged recall",
+        f"{epochs} epochs max, length-grouped batches → official test ({len(test)}), macro-averaged recall",
         "macro_recall": round(recall, 4),
         "train_seconds": round(seconds),
     }
