@@ -112,12 +112,13 @@ class ActionAnswerFaq(Action):
                     return _answer_events(doc, [], str(tracker.get_slot("faq_query") or ""))
             query = str(message.get("text") or "")
             decision = service.ask(query)
-            by_intent = service.best_for_intent(query, intent) if intent else None
+            # A confident retrieval wins; else the NLU's intent picks among the entries written for it.
+            confident = decision.action == "answer"
+            by_intent = service.best_for_intent(query, intent) if intent and not confident else None
         except (NLUError, SQLAlchemyError, OSError):
             log.exception("FAQ lookup failed")
             return _unavailable(dispatcher)
-        # A confident retrieval wins; else the NLU's intent picks among the entries written for it.
-        doc = decision.hits[0].doc if decision.action == "answer" else by_intent.doc if by_intent else None
+        doc = decision.hits[0].doc if confident else by_intent.doc if by_intent else None
         if doc is not None:
             _answer(dispatcher, doc)
             return _answer_events(doc, decision.hits, query)

@@ -51,6 +51,11 @@ class Doc:
         return " ".join([self.question, *self.alternatives, self.answer])
 
 
+def clean_query(query: str) -> str:
+    """Whitespace collapsed, cut to ``MAX_QUERY_CHARS`` (very long messages are searched by their start)."""
+    return " ".join(query.split())[:MAX_QUERY_CHARS]
+
+
 class _HasText(Protocol):
     @property
     def question(self) -> str: ...
@@ -156,7 +161,7 @@ class HybridIndex:
     def best_with_intent(self, query: str, intent: str) -> Hit | None:
         """The entry listing ``intent`` whose vectors are closest to ``query`` (None if no entry lists it)."""
         candidates = [i for i, d in enumerate(self.docs) if intent in d.intents]
-        query = " ".join(query.split())[:MAX_QUERY_CHARS]
+        query = clean_query(query)
         if not candidates or not query:
             return None
         qv = self.encoder.encode([query])[0]
@@ -166,7 +171,7 @@ class HybridIndex:
 
     def search(self, query: str, k: int = 5, method: Method = "hybrid", depth: int = 100) -> list[Hit]:
         """Top ``k`` entries for ``query`` (empty list for an empty query or an empty index)."""
-        query = " ".join(query.split())[:MAX_QUERY_CHARS]
+        query = clean_query(query)
         if not query or not self.docs:
             return []
         qv = self.encoder.encode([query])[0]

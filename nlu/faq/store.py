@@ -73,11 +73,10 @@ def import_kb(
             report.added += 1
         elif old.content_hash != spec.content_hash():
             report.updated += 1
-        elif spec.id in stale:
-            report.unchanged += 1
         else:
             report.unchanged += 1
-            continue
+            if spec.id not in stale:
+                continue  # same content, vectors of this embedder already stored
         todo.append(spec)
     pairs = [(spec.id, kind, text) for spec in todo for kind, text in vector_texts(spec)]
     vectors = embedder.encode([t for _, _, t in pairs], progress=progress and len(pairs) > 256)

@@ -16,7 +16,7 @@ import numpy as np
 
 from nlu.data import load_intent_csv
 from nlu.faq.index import HybridIndex
-from nlu.faq.policy import Thresholds, decide, tune
+from nlu.faq.policy import Thresholds, tune
 from nlu.oos import load_oos
 
 
@@ -76,6 +76,3 @@ def tune_on(
         "oos_answered_heldout": float((oos_test >= th.answer).mean()) if len(oos_test) else 0.0,
     }
     return th, report
-
-
-__all__ = ["Validation", "decide", "tune_on", "validation_set"]
