@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import os
 import platform
+import threading
 import time
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -42,3 +45,36 @@ def table(headers: list[str], rows: list[list[Any]]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def parse_over_http(url: str, texts: list[str]) -> tuple[list[float], list[str]]:
+    """POST each text to a ``/model/parse`` URL one at a time: latencies (ms) and predicted intents."""
+    times, intents = [], []
+    with httpx.Client(timeout=30) as c:
+        for t in texts[:20]:  # warm-up
+            c.post(url, json={"text": t})
+        for t in texts:
+            started = time.perf_counter()
+            r = c.post(url, json={"text": t})
+            times.append((time.perf_counter() - started) * 1000)
+            intents.append(r.json()["intent"]["name"])
+    return times, intents
+
+
+def parses_per_second(url: str, texts: list[str], clients: int = 8, rounds: int = 3) -> float:
+    """Throughput of a ``/model/parse`` URL with ``clients`` concurrent clients."""
+    work = texts * rounds
+    chunks = [work[i::clients] for i in range(clients)]
+
+    def worker(chunk: list[str]) -> None:
+        with httpx.Client(timeout=30) as c:
+            for t in chunk:
+                c.post(url, json={"text": t}).raise_for_status()
+
+    threads = [threading.Thread(target=worker, args=(ch,)) for ch in chunks]
+    started = time.perf_counter()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    return len(work) / (time.perf_counter() - started)

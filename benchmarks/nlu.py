@@ -13,6 +13,8 @@ Sections (each prints a table; all results go to benchmarks/results/nlu.json):
 - ``bitext``: the bot's own intents. Protocol: a deterministic 10 % test split of
   nlu/data/bitext_intents.csv (by hash of the text, stratified by intent), the model trained
   with nlu/config.yml on the rest, accuracy on the full test split.
+- ``diet``: the same-machine baseline, Rasa 3.6 DIET on BANKING77 trained and served in the
+  Rasa venv (see benchmarks/diet.py; cached by its exact config, ``--retrain-diet`` to redo).
 """
 
 from __future__ import annotations
@@ -23,14 +25,11 @@ import hashlib
 import logging
 import os
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from benchmarks.common import percentile, table, write_results
+from benchmarks.common import parse_over_http, parses_per_second, percentile, table, write_results
 from core.settings import ROOT, Settings, get_settings
 from core.stack import Service, free_port, start, stop_all, wait_healthy
 
@@ -58,37 +57,6 @@ def _serve(backend: str, model: Path, var: Path) -> tuple[Service, str]:
     return svc, settings.url(port) + "/model/parse"
 
 
-def _sequential(url: str, texts: list[str]) -> tuple[list[float], list[str]]:
-    times, intents = [], []
-    with httpx.Client(timeout=30) as c:
-        for t in texts[:20]:  # warm-up
-            c.post(url, json={"text": t})
-        for t in texts:
-            started = time.perf_counter()
-            r = c.post(url, json={"text": t})
-            times.append((time.perf_counter() - started) * 1000)
-            intents.append(r.json()["intent"]["name"])
-    return times, intents
-
-
-def _concurrent(url: str, texts: list[str], clients: int = 8, rounds: int = 3) -> float:
-    work = texts * rounds
-    chunks = [work[i::clients] for i in range(clients)]
-
-    def worker(chunk: list[str]) -> None:
-        with httpx.Client(timeout=30) as c:
-            for t in chunk:
-                c.post(url, json={"text": t}).raise_for_status()
-
-    threads = [threading.Thread(target=worker, args=(ch,)) for ch in chunks]
-    started = time.perf_counter()
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    return len(work) / (time.perf_counter() - started)
-
-
 def bench_latency(model: Path, data_dir: Path) -> dict[str, Any]:
     """Latency and throughput per backend over HTTP."""
     source, texts = latency_texts(data_dir)
@@ -98,13 +66,13 @@ def bench_latency(model: Path, data_dir: Path) -> dict[str, Any]:
         var = Path(tempfile.mkdtemp(prefix="bench-nlu-"))
         svc, url = _serve(backend, model, var)
         try:
-            times, intents = _sequential(url, texts)
+            times, intents = parse_over_http(url, texts)
             reference = reference or intents
             results["backends"][backend] = {
                 "p50_ms": round(percentile(times, 50), 2),
                 "p95_ms": round(percentile(times, 95), 2),
                 "p99_ms": round(percentile(times, 99), 2),
-                "parses_per_s_8_clients": round(_concurrent(url, texts), 1),
+                "parses_per_s_8_clients": round(parses_per_second(url, texts), 1),
                 "intent_agreement_with_torch": round(
                     sum(a == b for a, b in zip(intents, reference, strict=True)) / len(texts), 4
                 ),
@@ -152,7 +120,8 @@ def bench_bitext(work: Path) -> dict[str, Any]:
     }
 
 
-def _csv_rows(path: Path) -> list[dict[str, str]]:
+def csv_rows(path: Path) -> list[dict[str, str]]:
+    """The rows of a CSV file with a header."""
     with path.open(encoding="utf-8", newline="") as f:
         return list(csv.DictReader(f))
 
@@ -170,7 +139,7 @@ def bench_banking77(data_dir: Path, work: Path, epochs: int, limit: int) -> dict
     from nlu.predict import load_predictor
     from nlu.train import load_config, run
 
-    rows = _csv_rows(data_dir / "banking77" / "train.csv")[: limit or None]
+    rows = csv_rows(data_dir / "banking77" / "train.csv")[: limit or None]
     train_csv = _write_csv(work / "b77_train.csv", [{"text": r["text"], "intent": r["category"]} for r in rows])
     cfg = load_config(
         rasa_nlu=[], intent_csv=[str(train_csv)], sentiment_csv=[], cap_per_intent=0, min_per_intent=0,
@@ -179,7 +148,7 @@ def bench_banking77(data_dir: Path, work: Path, epochs: int, limit: int) -> dict
     started = time.time()
     run(cfg, work / "b77_model")
     seconds = time.time() - started
-    test = _csv_rows(data_dir / "banking77" / "test.csv")
+    test = csv_rows(data_dir / "banking77" / "test.csv")
     predictor = load_predictor(work / "b77_model", backend="onnx")
     preds = [p["intent"]["name"] for p in parse_all(predictor, [r["text"] for r in test])]
     accuracy = sum(p == r["category"] for p, r in zip(preds, test, strict=True)) / len(test)
@@ -197,13 +166,13 @@ def bench_sentiment(data_dir: Path, work: Path, epochs: int, limit: int) -> dict
     from nlu.predict import load_predictor
     from nlu.train import load_config, run
 
-    rows = _csv_rows(data_dir / "sentiment" / "train_reconstructed.csv")[: limit or None]
+    rows = csv_rows(data_dir / "sentiment" / "train_reconstructed.csv")[: limit or None]
     train_csv = _write_csv(work / "tweets.csv", [{"text": r["text"], "label": r["label"]} for r in rows])
     cfg = load_config(sentiment_csv=[str(train_csv)], sentiment_repeat=1, epochs=epochs, group_by_length=True)
     started = time.time()
     run(cfg, work / "sent_model")
     seconds = time.time() - started
-    test = _csv_rows(data_dir / "sentiment" / "test.csv")
+    test = csv_rows(data_dir / "sentiment" / "test.csv")
     predictor = load_predictor(work / "sent_model", backend="onnx")
     names = predictor.meta.sentiments
     preds = [p["sentiment"]["label"] for p in parse_all(predictor, [r["text"] for r in test])]
@@ -224,6 +193,8 @@ def main() -> None:
     p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data", help="public data sets")
     p.add_argument("--epochs", type=int, default=4, help="max epochs for banking77 and sentiment")
     p.add_argument("--limit", type=int, default=0, help="use only the first N training rows (smoke runs)")
+    p.add_argument("--diet-epochs", type=int, default=10, help="DIET epochs for the diet section")
+    p.add_argument("--retrain-diet", action="store_true", help="train DIET even if a cached result matches")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -246,13 +217,22 @@ def main() -> None:
     for name, bench in (("banking77", bench_banking77), ("sentiment", bench_sentiment)):
         if name in sections:
             work = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
-            results[name] = r = bench(args.data, work, args.epochs, args.limit)
+            # one entry per epoch budget, so a shorter run does not replace a longer one
+            results[f"{name}@{args.epochs}ep"] = r = bench(args.data, work, args.epochs, args.limit)
             metric = "accuracy" if "accuracy" in r else "macro_recall"
             print(
                 table(
                     ["data set", "protocol", metric, "train s"], [[name, r["protocol"], r[metric], r["train_seconds"]]]
                 )
             )
+    if "diet" in sections:
+        from benchmarks.diet import bench_diet
+
+        results["diet"] = d = bench_diet(
+            args.data, args.diet_epochs, latency_texts(args.data)[1], retrain=args.retrain_diet, limit=args.limit
+        )
+        keys = ["accuracy", "train_seconds", "train_peak_rss_gib", "p95_ms", "parses_per_s_8_clients"]
+        print(table(["baseline", "protocol", *keys], [["Rasa DIET", d["protocol"], *(d[k] for k in keys)]]))
     if args.limit:
         log.warning("--limit %d: a smoke run, results not written", args.limit)
         return
