@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import LargeBinary
+from sqlalchemy import LargeBinary, UniqueConstraint
 from sqlmodel import Column, Field, SQLModel
 
 
@@ -120,3 +120,51 @@ class FaqFeedback(SQLModel, table=True):
     helpful: bool
     query: str = Field(default="", max_length=4000)
     created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class Product(SQLModel, table=True):
+    """A product of the store's catalog."""
+
+    id: str = Field(primary_key=True, max_length=64)
+    name: str = Field(max_length=300)
+    category: str = Field(max_length=200, index=True)
+    price: float
+    url: str = Field(default="", max_length=1000)
+    description: str = Field(default="", max_length=4000)
+    in_stock: bool = True
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class BehaviourEvent(SQLModel, table=True):
+    """Something a customer did with a product: view, cart, purchase, rating, or a click on a recommendation.
+
+    The same (customer, product, kind, time) is stored once, so a re-imported export adds nothing.
+    """
+
+    __tablename__ = "behaviour_event"
+    __table_args__ = (UniqueConstraint("customer_id", "product_id", "kind", "ts", name="uq_behaviour_event"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: str = Field(index=True, max_length=64)
+    product_id: str = Field(index=True, max_length=64)
+    kind: str = Field(max_length=16)  # view | cart | purchase | rating | rec_click | rec_dismiss
+    ts: datetime = Field(index=True)
+    session_id: str = Field(default="", max_length=64)
+    value: float | None = None  # the rating for kind == rating
+    source: str = Field(default="import", max_length=16)  # import | chat | simulator
+
+
+class RecImpression(SQLModel, table=True):
+    """One product card shown to a customer in the chat (for click-through and conversion)."""
+
+    __tablename__ = "rec_impression"
+
+    id: int | None = Field(default=None, primary_key=True)
+    request_id: str = Field(index=True, max_length=64)
+    customer_id: str = Field(index=True, max_length=64)
+    product_id: str = Field(index=True, max_length=64)
+    position: int
+    source: str = Field(max_length=16)  # sequence | itemknn | content | popularity
+    reason: str = Field(max_length=300)
+    channel: str = Field(default="", max_length=32)
+    shown_at: datetime = Field(default_factory=utcnow, index=True)

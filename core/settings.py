@@ -50,6 +50,11 @@ class Settings(BaseSettings):
     # Seconds between checks for a changed knowledge base in the running action server.
     faq_reload_seconds: float = 30.0
 
+    # Trained recommender bundles (`python -m recommender.train`); `current` names the one served.
+    rec_model_dir: Path = ROOT / "var" / "models" / "recommender"
+    # Seconds between checks for a retrained recommender or a changed catalog in the running bot.
+    rec_reload_seconds: float = 30.0
+
     # Python 3.10 virtual environment holding Rasa (built by scripts/setup.sh).
     rasa_venv: Path = ROOT / ".venv-rasa"
 

@@ -106,6 +106,25 @@ def ensure_faq_kb(settings: Settings) -> None:
     stamp.write_text(key)
 
 
+def ensure_recommender(settings: Settings) -> None:
+    """Import the demo catalog and behaviour log into an empty shop, and train a first model if none exists."""
+    from sqlmodel import Session, func, select
+
+    from core.db import get_engine
+    from core.models import Product
+
+    with Session(get_engine(settings.app_db_url)) as s:
+        empty = s.exec(select(func.count()).select_from(Product)).one() == 0
+    env = child_env(settings)
+    if empty:
+        log.info("empty catalog: importing the demo store's products and behaviour log...")
+        subprocess.run([PY, "-m", "recommender", "demo"], check=True, env=env, cwd=ROOT)
+    if not (settings.rec_model_dir / "current").exists():
+        log.info("training the recommender (first run only)...")
+        subprocess.run([PY, "-m", "recommender.train", "--out", str(settings.rec_model_dir)], check=True, env=env,
+                       cwd=ROOT)  # fmt: skip
+
+
 def ensure_rasa_model(settings: Settings) -> Path:
     """Train the core-only Rasa model when missing or when its inputs changed."""
     model = rasa_model_path(settings)
@@ -197,6 +216,7 @@ def prepare(settings: Settings) -> tuple[Path, Path]:
     demo.seed(db.get_engine(settings.app_db_url))
     ensure_nlu_model(settings)
     ensure_faq_kb(settings)
+    ensure_recommender(settings)
     return write_endpoints(settings), ensure_rasa_model(settings)
 
 

@@ -1,4 +1,4 @@
-"""Rule-based entities for exact patterns (order ids, invoice ids, emails), in Rasa's format."""
+"""Rule-based entities for exact patterns (price caps, order ids, invoice ids, emails), in Rasa's format."""
 
 from __future__ import annotations
 
@@ -6,6 +6,14 @@ import re
 from typing import Any
 
 _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
+    (
+        "max_price",
+        re.compile(
+            r"\b(?:under|below|less than|cheaper than|at most|max(?:imum)?|up to|no more than)\s*"
+            r"[$€£]?\s*(\d{1,6}(?:[.,]\d{1,2})?)(?!\d)",
+            re.IGNORECASE,
+        ),
+    ),
     ("email", re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")),
     ("invoice_id", re.compile(r"\bINV-?\d{3,12}\b", re.IGNORECASE)),
     ("order_id", re.compile(r"(?<![\w@.-])#?(\d{5,15})(?![\w@-]|\.\d)")),

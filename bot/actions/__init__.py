@@ -3,5 +3,14 @@
 from bot.actions.faq import ActionAnswerFaq, ActionFaqFeedback
 from bot.actions.handoff import ActionRequestHandoff
 from bot.actions.orders import ActionCheckOrderStatus
+from bot.actions.recommend import ActionOfferIfLikely, ActionRecommendationFeedback, ActionRecommendProducts
 
-__all__ = ["ActionAnswerFaq", "ActionCheckOrderStatus", "ActionFaqFeedback", "ActionRequestHandoff"]
+__all__ = [
+    "ActionAnswerFaq",
+    "ActionCheckOrderStatus",
+    "ActionFaqFeedback",
+    "ActionOfferIfLikely",
+    "ActionRecommendProducts",
+    "ActionRecommendationFeedback",
+    "ActionRequestHandoff",
+]

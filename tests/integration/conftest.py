@@ -38,6 +38,34 @@ def quick_nlu_model() -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def quick_rec_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A recommender bundle trained briefly on the shipped demo behaviour log (cached by content hash)."""
+    from sqlmodel import Session
+
+    from core.db import make_engine, upgrade
+    from recommender.__main__ import DEMO_DIR
+    from recommender.events import histories, import_events, import_products
+    from recommender.fit import DEFAULT_CONFIG, load_config
+    from recommender.train import train
+
+    h = hashlib.sha256()
+    for f in sorted(DEMO_DIR.iterdir()) + sorted((ROOT / "recommender").glob("*.py")):
+        h.update(f.name.encode() + f.read_bytes())
+    out = ROOT / "var" / "test-cache" / f"rec-quick-{h.hexdigest()[:12]}"
+    if not (out / "current").exists():
+        url = f"sqlite:///{tmp_path_factory.mktemp('rec') / 'demo.db'}"
+        upgrade(url)
+        engine = make_engine(url)
+        with Session(engine) as s:
+            import_products(s, DEMO_DIR / "catalog.csv")
+            import_events(s, DEMO_DIR / "events.csv")
+            s.commit()
+            train(histories(s), load_config(DEFAULT_CONFIG, epochs=8, patience=8), out)
+        engine.dispose()
+    return out
+
+
 def postgres_available() -> bool:
     """True when the PostgreSQL server on 127.0.0.1:5432 accepts us."""
     try:
@@ -86,12 +114,15 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def stack(database_url: str, quick_nlu_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(
+    database_url: str, quick_nlu_model: Path, quick_rec_model: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
     """Start everything on free ports against ``database_url``; stop it afterwards."""
     settings = Settings(
         var_dir=tmp_path_factory.mktemp("var"),
         database_url=database_url,
         nlu_model_dir=quick_nlu_model,
+        rec_model_dir=quick_rec_model,
         nlu_token="integration-token",
         nlu_port=free_port(),
         action_port=free_port(),

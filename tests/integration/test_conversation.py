@@ -112,3 +112,57 @@ def test_faq_answer_feedback_next_candidate_then_a_person(stack: Stack) -> None:
     engine.dispose()
     assert ticket.reason == "faq_not_helpful"
     assert sorted(v.helpful for v in votes) == [False, False, True]
+
+
+def _ask(stack: Stack, sender: str, text: str, customer: str) -> list[dict]:  # type: ignore[type-arg]
+    url = stack.settings.url(stack.settings.rasa_port) + "/webhooks/rest/webhook"
+    body = {"sender": sender, "message": text, "metadata": {"customer_id": customer}}
+    r = httpx.post(url, json=body, timeout=60)
+    r.raise_for_status()
+    return r.json()
+
+
+def _texts(replies: list[dict]) -> str:  # type: ignore[type-arg]
+    return "\n".join(m.get("text", "") for m in replies)
+
+
+def _cards(replies: list[dict]) -> list[dict]:  # type: ignore[type-arg]
+    return [m for m in replies if (m.get("custom") or {}).get("type") == "product_card"]
+
+
+@pytest.mark.parametrize("database_url", DBS, indirect=True)
+def test_recommendation_cards_clicks_and_dismissals(stack: Stack) -> None:
+    from core.models import BehaviourEvent, RecImpression
+
+    one, two = f"rec-{uuid.uuid4().hex[:8]}", f"rec-{uuid.uuid4().hex[:8]}"
+    cards = _cards(_ask(stack, one, "anything for me?", "cust0001"))
+    other = _cards(_ask(stack, two, "anything for me?", "cust0002"))
+    assert len(cards) == 3 and len(other) == 3
+    assert [c["custom"]["product_id"] for c in cards] != [c["custom"]["product_id"] for c in other]
+    assert all(c["custom"]["reason"] and c["text"].count("$") == 1 for c in cards)
+    first, second = cards[0], cards[1]
+    buttons = {b["title"]: b["payload"] for b in first["buttons"]}
+    assert set(buttons) == {"More like this", "Not interested", "Add to cart"}
+    assert "Added to your cart" in "\n".join(
+        m.get("text", "") for m in _ask(stack, one, buttons["Add to cart"], "cust0001")
+    )
+    dismiss = {b["title"]: b["payload"] for b in second["buttons"]}["Not interested"]
+    assert "won't suggest" in "\n".join(m.get("text", "") for m in _ask(stack, one, dismiss, "cust0001"))
+    more = _cards(_ask(stack, one, buttons["More like this"], "cust0001"))
+    assert more and all(c["custom"]["reason"].startswith("Similar to") for c in more)
+    again = _cards(_ask(stack, one, "what would you recommend?", "cust0001"))
+    assert second["custom"]["product_id"] not in {c["custom"]["product_id"] for c in again}
+    cheap = _cards(_ask(stack, one, "show me kitchen stuff under $30", "cust0001"))
+    assert cheap and all(c["custom"]["price"] <= 30 and "kitchen" in c["text"].lower() for c in cheap)
+
+    engine = make_engine(stack.settings.app_db_url)
+    with Session(engine) as s:
+        shown = s.exec(select(RecImpression).where(RecImpression.customer_id == "cust0001")).all()
+        events = s.exec(select(BehaviourEvent).where(BehaviourEvent.source == "chat")).all()
+    engine.dispose()
+    assert len(shown) >= 3 + len(more) + len(again) and {i.position for i in shown} >= {1, 2, 3}
+    kinds = {(e.customer_id, e.product_id, e.kind) for e in events}
+    pid = first["custom"]["product_id"]
+    assert {("cust0001", pid, "rec_click"), ("cust0001", pid, "cart")} <= kinds
+    assert ("cust0001", second["custom"]["product_id"], "rec_dismiss") in kinds
+    assert all(e.session_id for e in events)  # each click carries the request id of its impression

@@ -1,0 +1,144 @@
+"""Recommender benchmark: ``python -m benchmarks.recommender [--sections ml1m,video,latency]``.
+
+Protocol (every data set): leave-one-out — each user's last item is the test target, the
+second-last the validation target (early stopping), the rest is training. Every model is
+evaluated in the same run on the same split:
+
+- ``full``: the target ranked against all items, items already in the user's history excluded
+  (the SASRec+ / gSASRec protocol; the goal is stated on this one);
+- ``full_unfiltered``: history items left in the ranking;
+- ``sampled100``: against 100 uniformly sampled unseen items (the SASRec paper's protocol,
+  optimistic; reported for comparison only).
+
+Models: popularity, item-KNN (cosine, recency-weighted), GRU and SASRec, both trained with
+full-softmax cross-entropy (recommender/config.yml). Data: ../shared/data (ml-1m, sasrec_video).
+``latency`` times top-10 serving with a 100,000-item model, one request at a time.
+Results: benchmarks/results/recommender.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from benchmarks.common import percentile, table, write_results
+from core.settings import ROOT
+from recommender.baselines import ItemKNN, Popularity
+from recommender.evaluate import Scorer, evaluate
+from recommender.fit import NetScorer, fit, load_config
+from recommender.nets import NetConfig, build_net
+from recommender.sequences import leave_one_out, read_pairs_file, validation_view
+
+log = logging.getLogger("bench.recommender")
+DATASETS: dict[str, tuple[str, dict[str, Any]]] = {
+    "ml1m": ("ml-1m/sequences.txt", {"max_len": 200}),
+    "video": ("sasrec_video/Video.txt", {"max_len": 50}),
+}
+ANCHORS = {"ml1m": "SASRec+ (RecSys 2023) full NDCG@10 0.1857 / HR@10 0.3159; SASRec paper sampled HR@10 0.8245"}
+
+
+def bench_dataset(name: str, data_dir: Path, models: list[str], epochs: int, limit: int) -> dict[str, Any]:
+    """All models on one data set, same split, same run."""
+    rel, overrides = DATASETS[name]
+    sequences = read_pairs_file(data_dir / rel)[: limit or None]
+    split = leave_one_out(sequences)
+    out: dict[str, Any] = {
+        "users": len(sequences),
+        "items": split.n_items,
+        "interactions": sum(map(len, sequences)),
+        "protocol": "leave-one-out; full = all items ranked, seen excluded; sampled100 = 100 uniform unseen",
+        "models": {},
+    }
+    for model in models:
+        started = time.time()
+        scorer: Scorer
+        extra: dict[str, Any] = {}
+        if model == "popularity":
+            scorer = Popularity(split.train, split.n_items)
+        elif model == "itemknn":
+            scorer = ItemKNN(split.train, split.n_items)
+        else:
+            cfg = load_config(kind=model, epochs=epochs, **overrides)
+            result = fit(split.train, validation_view(split), split.n_items, cfg)
+            scorer = NetScorer(result.net)
+            extra = {
+                "best_epoch": result.best_epoch,
+                "epochs_run": result.epochs_run,
+                "valid_ndcg@10": result.best_ndcg,
+                "config": {k: cfg[k] for k in ("dim", "blocks", "heads", "dropout", "max_len", "negatives", "lr")},
+            }
+        seconds = time.time() - started
+        metrics = evaluate(scorer, split.test_inputs, split.test_targets, split.n_items, progress=True)
+        out["models"][model] = {**metrics, "train_seconds": round(seconds), **extra}
+        log.info("%s %s: %s (%.0f s)", name, model, metrics, seconds)
+    return out
+
+
+def bench_latency(n_items: int = 100_000, requests: int = 300, history: int = 50) -> dict[str, Any]:
+    """Top-10 from an untrained SASRec with ``n_items`` items: scoring + top-k, one request at a time."""
+    torch.manual_seed(0)
+    net = build_net(NetConfig(kind="sasrec", n_items=n_items, max_len=200)).eval()
+    scorer = NetScorer(net)
+    rng = np.random.default_rng(0)
+    histories = [list(rng.integers(1, n_items + 1, size=int(rng.integers(1, history + 1)))) for _ in range(requests)]
+    times = []
+    for i, hist in enumerate([*histories[:20], *histories]):
+        started = time.perf_counter()
+        scores = scorer.score([hist])[0]
+        top = np.argpartition(scores, -10)[-10:]
+        top[np.argsort(-scores[top])]
+        if i >= 20:
+            times.append((time.perf_counter() - started) * 1000)
+    return {
+        "items": n_items,
+        "requests": requests,
+        "p50_ms": round(percentile(times, 50), 2),
+        "p95_ms": round(percentile(times, 95), 2),
+        "p99_ms": round(percentile(times, 99), 2),
+    }
+
+
+def main() -> None:
+    """Run the chosen sections, print tables, write benchmarks/results/recommender.json."""
+    p = argparse.ArgumentParser(prog="python -m benchmarks.recommender")
+    p.add_argument("--sections", default="ml1m,latency")
+    p.add_argument("--models", default="popularity,itemknn,gru,sasrec")
+    p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data", help="public data sets")
+    p.add_argument("--epochs", type=int, default=200, help="max epochs (early stopping, patience in config)")
+    p.add_argument("--limit", type=int, default=0, help="use only the first N users (smoke runs)")
+    args = p.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    results: dict[str, Any] = {}
+    sections = args.sections.split(",")
+    for name in [s for s in sections if s in DATASETS]:
+        results[name] = r = bench_dataset(name, args.data, args.models.split(","), args.epochs, args.limit)
+        rows = [
+            [m, v["full"]["ndcg@10"], v["full"]["hr@10"], v["full_unfiltered"]["ndcg@10"],
+             v["sampled100"]["hr@10"], v["sampled100"]["ndcg@10"], v["train_seconds"], v.get("best_epoch", "")]
+            for m, v in r["models"].items()
+        ]  # fmt: skip
+        print(f"{name}: {r['users']} users, {r['items']} items; {ANCHORS.get(name, '')}")
+        print(table(["model", "NDCG@10", "HR@10", "NDCG@10 unfiltered", "HR@10 s100", "NDCG@10 s100",
+                     "train s", "best epoch"], rows))  # fmt: skip
+    if "latency" in sections:
+        results["latency"] = lat = bench_latency()
+        print(
+            table(
+                ["items", "p50 ms", "p95 ms", "p99 ms"], [[lat["items"], lat["p50_ms"], lat["p95_ms"], lat["p99_ms"]]]
+            )
+        )
+    if args.limit:
+        log.warning("--limit %d: a smoke run, results not written", args.limit)
+        return
+    write_results("recommender", results, merge=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""Content similarity: sentence-transformer embeddings of product text (name, category, description).
+
+Covers what behaviour cannot: new products nobody has touched yet, and customers whose only
+history is such products. Vectors are cached per product and text, so a catalog change embeds
+only what changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Protocol
+
+import numpy as np
+
+from core.models import Product
+
+
+class TextEncoder(Protocol):
+    """Anything with the embedder's ``encode`` (L2-normalised rows)."""
+
+    def encode(self, texts: list[str], *, batch_size: int = 64, progress: bool = False) -> np.ndarray:
+        """One normalised vector per text."""
+        ...
+
+
+def product_text(p: Product) -> str:
+    """The text a product is embedded from."""
+    return f"{p.name}. {p.category}. {p.description}"[:1000]
+
+
+class ContentIndex:
+    """Product id → normalised text embedding."""
+
+    def __init__(self, encoder: TextEncoder) -> None:
+        self.encoder = encoder
+        self.ids: list[str] = []
+        self.vectors = np.zeros((0, 1), dtype=np.float32)
+        self._keys: dict[str, str] = {}
+
+    def refresh(self, products: list[Product]) -> int:
+        """Embed products that are new or whose text changed; returns how many were embedded."""
+        keys = {p.id: hashlib.sha1(product_text(p).encode()).hexdigest() for p in products}
+        stale = [p for p in products if self._keys.get(p.id) != keys[p.id]]
+        if not stale and set(keys) == set(self.ids):
+            return 0
+        old = dict(zip(self.ids, self.vectors, strict=False)) if len(self.ids) else {}
+        fresh = self.encoder.encode([product_text(p) for p in stale]) if stale else np.zeros((0, 1))
+        old.update(zip((p.id for p in stale), fresh, strict=True))
+        self.ids = [p.id for p in products]
+        self.vectors = np.stack([old[i] for i in self.ids]).astype(np.float32)
+        self._keys = keys
+        return len(stale)
+
+    def similarity(self, anchors: list[str]) -> dict[str, float]:
+        """Each product's best cosine similarity to any of ``anchors`` (anchors themselves excluded)."""
+        index = {p: i for i, p in enumerate(self.ids)}
+        rows = [index[a] for a in anchors if a in index]
+        if not rows:
+            return {}
+        sims = (self.vectors @ self.vectors[rows].T).max(axis=1)
+        return {p: float(s) for p, s in zip(self.ids, sims, strict=True) if p not in anchors}
+
+    def nearest_anchor(self, product: str, anchors: list[str]) -> str | None:
+        """The anchor most similar to ``product`` (for the reason shown with a card)."""
+        index = {p: i for i, p in enumerate(self.ids)}
+        rows = [a for a in anchors if a in index]
+        if product not in index or not rows:
+            return None
+        sims = self.vectors[[index[a] for a in rows]] @ self.vectors[index[product]]
+        return rows[int(np.argmax(sims))]

@@ -1,0 +1,125 @@
+"""Sequence models over item histories: SASRec-style self-attention and a GRU baseline.
+
+Both share one contract: ``forward(items)`` gives a hidden state per position ([B, L, D]),
+``loss`` is next-item cross-entropy (over all items, or over the target plus sampled negatives),
+``predict`` scores every item for the last position ([B, n_items + 1], column 0 = padding, -inf).
+Output scores are dot products with the input item embeddings (tied weights).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+@dataclass
+class NetConfig:
+    """Architecture of a behaviour model."""
+
+    kind: str = "sasrec"  # sasrec | gru
+    n_items: int = 0
+    dim: int = 64
+    blocks: int = 2
+    heads: int = 1
+    dropout: float = 0.1
+    max_len: int = 200
+
+    def to_dict(self) -> dict[str, object]:
+        """Plain dict for config.json."""
+        return asdict(self)
+
+
+class SequenceNet(nn.Module):
+    """Shared parts: item embeddings, the loss and scoring."""
+
+    def __init__(self, cfg: NetConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.items = nn.Embedding(cfg.n_items + 1, cfg.dim, padding_idx=0)
+        nn.init.normal_(self.items.weight, std=cfg.dim**-0.5)
+        with torch.no_grad():
+            self.items.weight[0].zero_()
+
+    def loss(self, items: torch.Tensor, targets: torch.Tensor, negatives: int = 0) -> torch.Tensor:
+        """Mean next-item cross-entropy over the positions that have a target.
+
+        Args:
+            items: [B, L] input item ids (0 = padding).
+            targets: [B, L] next item per position (0 = no target).
+            negatives: 0 for the full softmax over all items, else the number of uniformly
+                sampled negatives shared by the batch (the target's logit is always included).
+        """
+        hidden = self(items)  # [B, L, D]
+        keep = targets > 0
+        h, t = hidden[keep], targets[keep]  # [N, D], [N]
+        if negatives <= 0:
+            logits = h @ self.items.weight[1:].T  # [N, n_items]
+            return F.cross_entropy(logits, t - 1)
+        sampled = torch.randint(1, self.cfg.n_items + 1, (negatives,), device=items.device)
+        pos = (h * self.items(t)).sum(-1, keepdim=True)  # [N, 1]
+        neg = h @ self.items(sampled).T  # [N, negatives]
+        neg = neg.masked_fill(sampled.unsqueeze(0) == t.unsqueeze(1), float("-inf"))
+        logits = torch.cat([pos, neg], dim=1)
+        return F.cross_entropy(logits, torch.zeros_like(t))
+
+    def predict(self, items: torch.Tensor) -> torch.Tensor:
+        """Scores of every item after the last position: [B, n_items + 1] (column 0 is -inf)."""
+        last = self(items)[:, -1]  # [B, D]
+        scores = last @ self.items.weight.T
+        scores[:, 0] = float("-inf")
+        return scores
+
+
+class SASRec(SequenceNet):
+    """Causal self-attention over the last ``max_len`` items (Kang & McAuley 2018), pre-norm blocks."""
+
+    def __init__(self, cfg: NetConfig) -> None:
+        super().__init__(cfg)
+        self.positions = nn.Embedding(cfg.max_len, cfg.dim)
+        self.dropout = nn.Dropout(cfg.dropout)
+        layer = nn.TransformerEncoderLayer(
+            cfg.dim, cfg.heads, dim_feedforward=cfg.dim, dropout=cfg.dropout,
+            activation="gelu", batch_first=True, norm_first=True,
+        )  # fmt: skip
+        self.blocks = nn.TransformerEncoder(layer, cfg.blocks, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(cfg.dim)
+
+    def forward(self, items: torch.Tensor) -> torch.Tensor:
+        """Hidden state per position: [B, L, D] for items [B, L] (left-padded)."""
+        length = items.shape[1]
+        pad = items == 0  # [B, L]
+        pos = torch.arange(length, device=items.device)
+        x = self.items(items) * self.cfg.dim**0.5 + self.positions(pos + self.cfg.max_len - length)
+        x = self.dropout(x) * ~pad.unsqueeze(-1)
+        causal = torch.ones(length, length, dtype=torch.bool, device=items.device).triu(1)  # True = blocked
+        # a padded key is blocked too, except on the diagonal so that no row is fully masked
+        blocked = causal.unsqueeze(0) | pad.unsqueeze(1)
+        blocked &= ~torch.eye(length, dtype=torch.bool, device=items.device)
+        mask = blocked.repeat_interleave(self.cfg.heads, dim=0)  # [B*heads, L, L]
+        x = self.blocks(x, mask=mask)
+        return self.norm(x) * ~pad.unsqueeze(-1)
+
+
+class GRURec(SequenceNet):
+    """A GRU over the item embeddings (the recurrent baseline, GRU4Rec-style, trained the same way)."""
+
+    def __init__(self, cfg: NetConfig) -> None:
+        super().__init__(cfg)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.gru = nn.GRU(cfg.dim, cfg.dim, num_layers=max(1, cfg.blocks // 2), batch_first=True)
+
+    def forward(self, items: torch.Tensor) -> torch.Tensor:
+        """Hidden state per position: [B, L, D] for items [B, L] (left-padded, so the last is the newest)."""
+        out, _ = self.gru(self.dropout(self.items(items)))
+        return self.dropout(out)
+
+
+def build_net(cfg: NetConfig) -> SequenceNet:
+    """The network named by ``cfg.kind``."""
+    nets: dict[str, type[SequenceNet]] = {"sasrec": SASRec, "gru": GRURec}
+    if cfg.kind not in nets:
+        raise ValueError(f"unknown model kind {cfg.kind!r}; expected one of {sorted(nets)}")
+    return nets[cfg.kind](cfg)

@@ -1,0 +1,116 @@
+"""Recommendation actions: cards with buttons, impressions, clicks, dismissals, limits, outages."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from rasa_sdk import Tracker
+from rasa_sdk.executor import CollectingDispatcher
+from sqlmodel import Session, select
+
+from bot.actions.recommend import (
+    ActionRecommendationFeedback,
+    ActionRecommendProducts,
+    constraints_from,
+    set_recommender,
+)
+from core.db import get_engine
+from core.models import BehaviourEvent, RecImpression
+from recommender.__main__ import import_demo
+from recommender.service import RecommenderService
+
+
+def _tracker(text: str, intent: str = "ask_recommendation", customer: str = "cust0001", **ents: str) -> Tracker:
+    entities = [{"entity": k, "value": v} for k, v in ents.items()]
+    return Tracker.from_dict(
+        {
+            "sender_id": "web-session-1",
+            "slots": {},
+            "latest_message": {
+                "text": text,
+                "intent": {"name": intent},
+                "entities": entities,
+                "metadata": {"customer_id": customer},
+            },
+            "events": [],
+            "paused": False,
+            "followup_action": None,
+            "active_loop": {},
+            "latest_action_name": "action_listen",
+        }
+    )
+
+
+def _run(action: Any, tracker: Tracker) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    d = CollectingDispatcher()
+    return action.run(d, tracker, {}), d.messages
+
+
+@pytest.fixture()
+def service(app_settings: Any, tmp_path: Any):  # type: ignore[no-untyped-def]
+    import_demo()
+    svc = RecommenderService(engine=get_engine(), model_root=tmp_path / "none", reload_seconds=0)
+    set_recommender(svc)
+    yield svc
+    set_recommender(None)
+
+
+def _payload(message: dict[str, Any], title: str) -> dict[str, str]:
+    raw = next(b["payload"] for b in message["buttons"] if b["title"] == title)
+    assert raw.startswith("/rec_feedback")
+    return json.loads(raw[len("/rec_feedback") :])
+
+
+def test_cards_are_logged_and_buttons_recorded(service: RecommenderService) -> None:
+    events, messages = _run(ActionRecommendProducts(), _tracker("anything for me?"))
+    cards = [m for m in messages if m.get("custom", {}).get("type") == "product_card"]
+    assert len(cards) == 3 and messages[0]["text"].startswith("Here are a few things")
+    request = cards[0]["custom"]["request_id"]
+    assert events == [{"event": "slot", "timestamp": None, "name": "rec_request", "value": request}]
+    cart = _payload(cards[0], "Add to cart")
+    _, reply = _run(ActionRecommendationFeedback(), _tracker("", "rec_feedback", **cart))
+    assert "Added to your cart" in reply[0]["text"]
+    dismiss = _payload(cards[1], "Not interested")
+    _run(ActionRecommendationFeedback(), _tracker("", "rec_feedback", **dismiss))
+    with Session(get_engine()) as s:
+        shown = s.exec(select(RecImpression).where(RecImpression.request_id == request)).all()
+        chat = s.exec(select(BehaviourEvent).where(BehaviourEvent.source == "chat")).all()
+    assert sorted(i.position for i in shown) == [1, 2, 3] and all(i.customer_id == "cust0001" for i in shown)
+    assert {(e.product_id, e.kind, e.session_id) for e in chat} == {
+        (cart["product_id"], "rec_click", request), (cart["product_id"], "cart", request),
+        (dismiss["product_id"], "rec_dismiss", request),
+    }  # fmt: skip
+    _, again = _run(ActionRecommendProducts(), _tracker("anything else?"))
+    assert dismiss["product_id"] not in {m.get("custom", {}).get("product_id") for m in again}
+
+
+def test_forged_or_unknown_product_is_refused(service: RecommenderService) -> None:
+    _, reply = _run(ActionRecommendationFeedback(), _tracker("", "rec_feedback", product_id="NOPE", rec_action="cart"))
+    assert "didn't get which product" in reply[0]["text"]
+    _, reply = _run(ActionRecommendationFeedback(), _tracker("", "rec_feedback", product_id="CAM-01V", rec_action="x"))
+    assert "didn't get which product" in reply[0]["text"]
+    with Session(get_engine()) as s:
+        assert not s.exec(select(BehaviourEvent).where(BehaviourEvent.source == "chat")).all()
+
+
+def test_limits_from_the_message_and_nothing_found(service: RecommenderService) -> None:
+    c = constraints_from("any camping gear under $40?", [{"entity": "max_price", "value": "40"}], service.departments())
+    assert (c.category, c.max_price) == ("Camping", 40.0)
+    _, messages = _run(ActionRecommendProducts(), _tracker("garden things under 15", max_price="15"))
+    prices = [m["custom"]["price"] for m in messages if m.get("custom")]
+    assert prices and all(p <= 15 for p in prices) and "in Garden under $15" in messages[0]["text"]
+    _, messages = _run(ActionRecommendProducts(), _tracker("camping under 1", max_price="1"))
+    assert "couldn't find anything in stock for you within those limits" in messages[0]["text"]
+
+
+def test_database_down_gives_a_polite_reply(service: RecommenderService, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    def broken(*_: Any, **__: Any) -> None:
+        raise OperationalError("select", {}, Exception("down"))
+
+    monkeypatch.setattr(service, "recommend", broken)
+    _, messages = _run(ActionRecommendProducts(), _tracker("anything for me?"))
+    assert "can't pick products for you right now" in messages[0]["text"]
