@@ -2,7 +2,8 @@
 
 Commands: ``import-products FILE`` · ``import-events FILE`` · ``demo`` (import the shipped demo
 catalog and behaviour log) · ``train [--set KEY=VALUE]`` · ``recommend CUSTOMER [--k N]
-[--category C] [--max-price P] [--like PRODUCT]``. Exit code 2 on bad input, nothing written.
+[--category C] [--max-price P] [--like PRODUCT]`` · ``stats [--days N]`` (click-through and
+conversion of the cards shown). Exit code 2 on bad input, nothing written.
 """
 
 from __future__ import annotations
@@ -45,6 +46,19 @@ def _recommend(args: argparse.Namespace) -> None:
         sys.stdout.write(f"{r.product_id:10} {r.name:40} {r.price:8.2f}  [{r.source}] {r.reason}\n")
 
 
+def _stats(days: int) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from recommender.report import recommendation_stats
+
+    with Session(get_engine()) as s:
+        stats = recommendation_stats(s, datetime.now(UTC) - timedelta(days=days))
+    sys.stdout.write(f"{'source':12} {'shown':>7} {'clicks':>7} {'CTR':>7} {'bought':>7} {'conv.':>7}\n")
+    for source, r in stats.items():
+        sys.stdout.write(f"{source:12} {r['impressions']:7} {r['clicks']:7} {r['ctr']:7.2%} {r['conversions']:7} "
+                         f"{r['conversion_rate']:7.2%}\n")  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point; returns the exit code."""
     argv = sys.argv[1:] if argv is None else argv
@@ -62,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     rec.add_argument("--category")
     rec.add_argument("--max-price", type=float)
     rec.add_argument("--like", help="a product id: more like this")
+    stats = sub.add_parser("stats", help="click-through and conversion of the cards shown")
+    stats.add_argument("--days", type=int, default=30)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -69,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
             log.info("demo data: %d products and %d events added", *import_demo())
         elif args.command == "recommend":
             _recommend(args)
+        elif args.command == "stats":
+            _stats(args.days)
         else:
             with Session(get_engine()) as s:
                 importer = import_products if args.command == "import-products" else import_events

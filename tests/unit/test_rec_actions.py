@@ -114,3 +114,22 @@ def test_database_down_gives_a_polite_reply(service: RecommenderService, monkeyp
     monkeypatch.setattr(service, "recommend", broken)
     _, messages = _run(ActionRecommendProducts(), _tracker("anything for me?"))
     assert "can't pick products for you right now" in messages[0]["text"]
+
+
+def test_click_through_and_conversion(service: RecommenderService) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from recommender.events import record_event
+    from recommender.report import recommendation_stats
+
+    start = datetime.now(UTC) - timedelta(minutes=1)
+    _, messages = _run(ActionRecommendProducts(), _tracker("anything for me?"))
+    cards = [m for m in messages if m.get("custom")]
+    _run(ActionRecommendationFeedback(), _tracker("", "rec_feedback", **_payload(cards[0], "Add to cart")))
+    with Session(get_engine()) as s:
+        record_event(s, customer_id="cust0001", product_id=cards[0]["custom"]["product_id"], kind="purchase")
+        record_event(s, customer_id="cust0001", product_id="GAR-01V", kind="purchase")  # never shown
+        s.commit()
+        stats = recommendation_stats(s, start)
+    assert stats["all"] == {"impressions": 3, "clicks": 1, "ctr": 0.3333, "conversions": 1, "conversion_rate": 0.3333}
+    assert stats["popularity"]["impressions"] == 3
