@@ -12,6 +12,8 @@ evaluated in the same run on the same split:
 
 Models: popularity, item-KNN (cosine, recency-weighted), GRU and SASRec, both trained with
 full-softmax cross-entropy (recommender/config.yml). Data: ../shared/data (ml-1m, sasrec_video).
+``demo`` runs the same models on the demo store's simulator (the lift over popularity) and
+scores purchase intent (AUC on the newest 20 % of sessions against the number of views).
 ``latency`` times top-10 serving with a 100,000-item model, one request at a time.
 Results: benchmarks/results/recommender.json.
 """
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import logging
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +47,15 @@ ANCHORS = {"ml1m": "SASRec+ (RecSys 2023) full NDCG@10 0.1857 / HR@10 0.3159; SA
 
 
 def bench_dataset(name: str, data_dir: Path, models: list[str], epochs: int, limit: int) -> dict[str, Any]:
-    """All models on one data set, same split, same run."""
+    """All models on one public data set, same split, same run."""
     rel, overrides = DATASETS[name]
-    sequences = read_pairs_file(data_dir / rel)[: limit or None]
+    return bench_sequences(name, read_pairs_file(data_dir / rel)[: limit or None], models, epochs, overrides)
+
+
+def bench_sequences(
+    name: str, sequences: list[list[int]], models: list[str], epochs: int, overrides: dict[str, Any]
+) -> dict[str, Any]:
+    """All models on the given item sequences, same leave-one-out split, same run."""
     split = leave_one_out(sequences)
     out: dict[str, Any] = {
         "users": len(sequences),
@@ -77,6 +86,35 @@ def bench_dataset(name: str, data_dir: Path, models: list[str], epochs: int, lim
         metrics = evaluate(scorer, split.test_inputs, split.test_targets, split.n_items, progress=True)
         out["models"][model] = {**metrics, "train_seconds": round(seconds), **extra}
         log.info("%s %s: %s (%.0f s)", name, model, metrics, seconds)
+    return out
+
+
+def bench_demo(models: list[str], epochs: int, customers: int = 400) -> dict[str, Any]:
+    """The demo store's simulator: the lift over popularity, and purchase intent against its baseline.
+
+    Histories are built exactly as the bot builds them (views, carts, purchases in time order,
+    repeats in a row collapsed); purchase intent is trained on the older 80 % of sessions and
+    scored by AUC on the newest 20 %.
+    """
+    from recommender.intent import Event, session_rows, train_intent
+    from recommender.sequences import Vocabulary
+    from recommender.simulate import catalog_rows, simulate
+
+    events = simulate(customers, 12, seed=11, start=datetime(2026, 9, 1, tzinfo=UTC))
+    by_customer: dict[str, list[str]] = {}
+    for e in events:
+        seq = by_customer.setdefault(e["customer_id"], [])
+        if not seq or seq[-1] != e["product_id"]:
+            seq.append(e["product_id"])
+    vocab = Vocabulary(sorted({p for seq in by_customer.values() for p in seq}))
+    out = bench_sequences("demo", [vocab.encode(s) for s in by_customer.values()], models, epochs, {"max_len": 50})
+    products = {r["id"]: r for r in catalog_rows()}
+    rows = session_rows([
+        Event(e["customer_id"], e["product_id"], e["kind"], datetime.fromisoformat(e["timestamp"]), e["session_id"],
+              products[e["product_id"]]["category"].split(" | ")[0], float(products[e["product_id"]]["price"]))
+        for e in events
+    ])  # fmt: skip
+    out["purchase_intent"] = train_intent(rows).metrics
     return out
 
 
@@ -127,6 +165,15 @@ def main() -> None:
         print(f"{name}: {r['users']} users, {r['items']} items; {ANCHORS.get(name, '')}")
         print(table(["model", "NDCG@10", "HR@10", "NDCG@10 unfiltered", "HR@10 s100", "NDCG@10 s100",
                      "train s", "best epoch"], rows))  # fmt: skip
+    if "demo" in sections:
+        results["demo"] = r = bench_demo(args.models.split(","), args.epochs)
+        rows = [[m, v["full"]["ndcg@10"], v["full"]["hr@10"], v["train_seconds"]] for m, v in r["models"].items()]
+        print(f"demo store simulator: {r['users']} customers, {r['items']} products")
+        print(table(["model", "NDCG@10", "HR@10", "train s"], rows))
+        pi = r["purchase_intent"]
+        print(table(["purchase intent", "held-out sessions", "purchase rate", "AUC", "AUC baseline (views)"],
+                    [["logistic regression", pi["heldout_sessions"], pi["purchase_rate"], pi["auc"],
+                      pi["auc_baseline_views"]]]))  # fmt: skip
     if "latency" in sections:
         results["latency"] = lat = bench_latency()
         print(
