@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +39,12 @@ from recommender.rules import Constraints, allowed
 from recommender.sequences import left_pad
 
 log = logging.getLogger(__name__)
-NEW_ITEM_MIN_SIMILARITY = 0.5  # a product nobody touched yet gets a slot when this close to the customer's taste
+# a product nobody touched yet gets a slot when this close to the customer's taste
+NEW_ITEM_MIN_SIMILARITY = 0.5
+# a reason, or how to write it (only the cards shown need one)
+Why = str | Callable[[], str]
+# product, score, source, reason
+Ranked = tuple[str, float, str, Why]
 
 
 @dataclass
@@ -146,9 +152,7 @@ class RecommenderService:
         picks = self._with_new_product(picks, act, c, blocked, k)
         return [self._card(p, sc, src, why) for p, sc, src, why in picks]
 
-    def _ranked(
-        self, act: Activity, c: Constraints, popular: dict[str, float] | None
-    ) -> list[tuple[str, float, str, str]]:
+    def _ranked(self, act: Activity, c: Constraints, popular: dict[str, float] | None) -> list[Ranked]:
         known = self._bundle.vocab.encode(act.history) if self._bundle else []
         if c.like and c.like in self._catalog:
             return self._more_like(c.like)
@@ -158,10 +162,10 @@ class RecommenderService:
             return self._by_knn(known)
         if act.history and self._content is not None:
             sims = self._content.similarity(act.history[-10:])
-            return [(p, s, "content", self._similar_reason(p, act.history[-10:])) for p, s in _top(sims)]
+            return [(p, s, "content", partial(self._similar_reason, p, act.history[-10:])) for p, s in _top(sims)]
         return self._by_popularity(popular, c)
 
-    def _by_sequence(self, history: list[str], known: list[int]) -> list[tuple[str, float, str, str]]:
+    def _by_sequence(self, history: list[str], known: list[int]) -> list[Ranked]:
         assert self._bundle is not None and self._bundle.net is not None
         net = self._bundle.net
         items = torch.from_numpy(left_pad([known], min(len(known), net.cfg.max_len)))
@@ -169,14 +173,13 @@ class RecommenderService:
             scores = net.predict(items)[0].numpy()
         top = np.argsort(-scores[1:])[:200] + 1
         recent = known[-10:]
-        out = []
+        out: list[Ranked] = []
         for item in top:
-            anchor = self._knn_anchor(int(item), recent)
-            why = f"Goes with {anchor} you looked at" if anchor else "Picked for you from your recent activity"
+            why = partial(self._sequence_reason, int(item), recent)  # computed only for the cards shown
             out.append((self._bundle.vocab.decode(int(item)), float(scores[item]), "sequence", why))
         return out
 
-    def _by_knn(self, known: list[int]) -> list[tuple[str, float, str, str]]:
+    def _by_knn(self, known: list[int]) -> list[Ranked]:
         assert self._bundle is not None
         weights = np.zeros(self._bundle.knn.shape[0], dtype=np.float32)
         for age, item in enumerate(reversed(known[-50:])):
@@ -184,12 +187,11 @@ class RecommenderService:
         scores = self._bundle.knn.T @ weights
         top = np.argsort(-scores)[:200]
         return [
-            (self._bundle.vocab.decode(int(i)), float(scores[i]), "itemknn",
-             f"Customers who liked {self._knn_anchor(int(i), known[-10:]) or 'what you viewed'} also liked this")
+            (self._bundle.vocab.decode(int(i)), float(scores[i]), "itemknn", partial(self._knn_reason, int(i), known))
             for i in top if i > 0 and scores[i] > 0
         ]  # fmt: skip
 
-    def _more_like(self, product: str) -> list[tuple[str, float, str, str]]:
+    def _more_like(self, product: str) -> list[Ranked]:
         name = self._catalog[product].name
         sims = self._content.similarity([product]) if self._content else {}
         if self._bundle and product in self._bundle.vocab.index:
@@ -200,7 +202,7 @@ class RecommenderService:
                 sims[pid] = 0.5 * sims.get(pid, 0.0) + 0.5 * float(v) / top
         return [(p, s, "content", f"Similar to {name}") for p, s in _top(sims)]
 
-    def _by_popularity(self, popular: dict[str, float] | None, c: Constraints) -> list[tuple[str, float, str, str]]:
+    def _by_popularity(self, popular: dict[str, float] | None, c: Constraints) -> list[Ranked]:
         if popular is None:
             assert self._bundle is not None
             pops = self._bundle.popularity
@@ -209,8 +211,8 @@ class RecommenderService:
         return [(p, s, "popularity", why) for p, s in _top(popular)]
 
     def _with_new_product(
-        self, picks: list[tuple[str, float, str, str]], act: Activity, c: Constraints, blocked: set[str], k: int
-    ) -> list[tuple[str, float, str, str]]:
+        self, picks: list[Ranked], act: Activity, c: Constraints, blocked: set[str], k: int
+    ) -> list[Ranked]:
         """Give the last slot to a product the model cannot know yet, if it is close to the customer's taste."""
         if self._content is None or not act.history or not self._bundle:
             return picks
@@ -219,17 +221,26 @@ class RecommenderService:
         chosen = {p for p, *_ in picks}
         for p, s in _top(new):
             if p in self._catalog and p not in chosen and allowed(self._catalog[p], c, blocked):
-                slot = (p, s, "content", "New in the store: " + self._similar_reason(p, act.history[-10:]).lower())
+                why = "New in the store: " + self._similar_reason(p, act.history[-10:]).lower()
+                slot: Ranked = (p, s, "content", why)
                 return [*picks[: k - 1], slot]
         return picks
 
     # -- reasons and helpers ---------------------------------------------------------------
     def _knn_anchor(self, item: int, recent: list[int]) -> str | None:
+        """The recent item most similar to ``item`` by item-KNN, as a product name."""
         assert self._bundle is not None
-        sims = [self._bundle.knn[h, item] for h in recent]
-        if not sims or max(sims) <= 0:
+        sims = self._bundle.knn[recent][:, [item]].toarray().ravel()
+        if not len(sims) or sims.max() <= 0:
             return None
         return self._name(self._bundle.vocab.decode(recent[int(np.argmax(sims))]))
+
+    def _sequence_reason(self, item: int, recent: list[int]) -> str:
+        anchor = self._knn_anchor(item, recent)
+        return f"Goes with {anchor} you looked at" if anchor else "Picked for you from your recent activity"
+
+    def _knn_reason(self, item: int, known: list[int]) -> str:
+        return f"Customers who liked {self._knn_anchor(item, known[-10:]) or 'what you viewed'} also liked this"
 
     def _similar_reason(self, product: str, anchors: list[str]) -> str:
         anchor = self._content.nearest_anchor(product, anchors) if self._content else None
@@ -238,9 +249,10 @@ class RecommenderService:
     def _name(self, product: str | None) -> str:
         return self._catalog[product].name if product in self._catalog else "something"
 
-    def _card(self, product: str, score: float, source: str, reason: str) -> Recommendation:
+    def _card(self, product: str, score: float, source: str, reason: Why) -> Recommendation:
         p = self._catalog[product]
-        return Recommendation(p.id, p.name, p.price, p.url, p.category, round(score, 4), source, reason)
+        text = reason if isinstance(reason, str) else reason()
+        return Recommendation(p.id, p.name, p.price, p.url, p.category, round(score, 4), source, text)
 
     @staticmethod
     def _live_popularity(session: Session) -> dict[str, float]:
