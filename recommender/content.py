@@ -36,6 +36,7 @@ class ContentIndex:
         self.ids: list[str] = []
         self.vectors = np.zeros((0, 1), dtype=np.float32)
         self._keys: dict[str, str] = {}
+        self._index: dict[str, int] = {}
 
     def refresh(self, products: list[Product]) -> int:
         """Embed products that are new or whose text changed; returns how many were embedded."""
@@ -49,22 +50,38 @@ class ContentIndex:
         self.ids = [p.id for p in products]
         self.vectors = np.stack([old[i] for i in self.ids]).astype(np.float32)
         self._keys = keys
+        self._index = {p: i for i, p in enumerate(self.ids)}
         return len(stale)
 
-    def similarity(self, anchors: list[str]) -> dict[str, float]:
-        """Each product's best cosine similarity to any of ``anchors`` (anchors themselves excluded)."""
-        index = {p: i for i, p in enumerate(self.ids)}
-        rows = [index[a] for a in anchors if a in index]
+    def mask(self, products: set[str]) -> np.ndarray:
+        """Boolean row mask of ``products`` (for :meth:`similarity`'s ``among``)."""
+        out = np.zeros(len(self.ids), dtype=bool)
+        out[[self._index[p] for p in products if p in self._index]] = True
+        return out
+
+    def similarity(
+        self, anchors: list[str], among: np.ndarray | None = None, top: int = 200
+    ) -> list[tuple[str, float]]:
+        """The ``top`` products (of the ``among`` mask, default all) most similar to any anchor, best first.
+
+        A product's similarity is its best cosine to any anchor; the anchors themselves are left out.
+        """
+        rows = [self._index[a] for a in anchors if a in self._index]
         if not rows:
-            return {}
+            return []
         sims = (self.vectors @ self.vectors[rows].T).max(axis=1)
-        return {p: float(s) for p, s in zip(self.ids, sims, strict=True) if p not in anchors}
+        allowed = np.ones(len(self.ids), dtype=bool) if among is None else among.copy()
+        allowed[rows] = False
+        candidates = np.flatnonzero(allowed)
+        if len(candidates) > top:
+            candidates = candidates[np.argpartition(-sims[candidates], top)[:top]]
+        order = candidates[np.argsort(-sims[candidates])]
+        return [(self.ids[i], float(sims[i])) for i in order]
 
     def nearest_anchor(self, product: str, anchors: list[str]) -> str | None:
         """The anchor most similar to ``product`` (for the reason shown with a card)."""
-        index = {p: i for i, p in enumerate(self.ids)}
-        rows = [a for a in anchors if a in index]
-        if product not in index or not rows:
+        rows = [a for a in anchors if a in self._index]
+        if product not in self._index or not rows:
             return None
-        sims = self.vectors[[index[a] for a in rows]] @ self.vectors[index[product]]
+        sims = self.vectors[[self._index[a] for a in rows]] @ self.vectors[self._index[product]]
         return rows[int(np.argmax(sims))]

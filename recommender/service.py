@@ -15,6 +15,7 @@ bundle and the catalog are reloaded when they change, without a restart.
 
 from __future__ import annotations
 
+import heapq
 import logging
 import threading
 import time
@@ -77,6 +78,8 @@ class RecommenderService:
         self._content: ContentIndex | None = None
         self._bundle: Bundle | None = None
         self._catalog: dict[str, Product] = {}
+        self._new_products: set[str] = set()  # in the catalog, unknown to the trained model
+        self._new_mask = np.zeros(0, dtype=bool)  # the same as a row mask of the content index
         self._checked = 0.0
         self._lock = threading.Lock()
 
@@ -97,10 +100,13 @@ class RecommenderService:
             with Session(self.engine) as s:
                 products = list(s.exec(select(Product)))
             self._catalog = {p.id: p for p in products}
+            known = self._bundle.vocab.index if self._bundle else {}
+            self._new_products = {p for p in self._catalog if p not in known}
             if self._encoder_factory is not None:
                 self._content = self._content or ContentIndex(self._encoder_factory())
                 if embedded := self._content.refresh(products):
                     log.info("embedded %d new or changed products", embedded)
+                self._new_mask = self._content.mask(self._new_products)
 
     def departments(self) -> list[str]:
         """Top-level categories of the catalog ("Camping" of "Camping | tent"), longest first."""
@@ -161,8 +167,8 @@ class RecommenderService:
         if known and self._bundle:
             return self._by_knn(known)
         if act.history and self._content is not None:
-            sims = self._content.similarity(act.history[-10:])
-            return [(p, s, "content", partial(self._similar_reason, p, act.history[-10:])) for p, s in _top(sims)]
+            similar = self._content.similarity(act.history[-10:])
+            return [(p, s, "content", partial(self._similar_reason, p, act.history[-10:])) for p, s in similar]
         return self._by_popularity(popular, c)
 
     def _by_sequence(self, history: list[str], known: list[int]) -> list[Ranked]:
@@ -193,7 +199,7 @@ class RecommenderService:
 
     def _more_like(self, product: str) -> list[Ranked]:
         name = self._catalog[product].name
-        sims = self._content.similarity([product]) if self._content else {}
+        sims = dict(self._content.similarity([product])) if self._content else {}
         if self._bundle and product in self._bundle.vocab.index:
             row = self._bundle.knn[self._bundle.vocab.index[product]]
             top = row.max() or 1.0
@@ -214,12 +220,12 @@ class RecommenderService:
         self, picks: list[Ranked], act: Activity, c: Constraints, blocked: set[str], k: int
     ) -> list[Ranked]:
         """Give the last slot to a product the model cannot know yet, if it is close to the customer's taste."""
-        if self._content is None or not act.history or not self._bundle:
+        if self._content is None or not act.history or not self._bundle or not self._new_products:
             return picks
-        new = {p: s for p, s in self._content.similarity(act.history[-10:]).items()
-               if p not in self._bundle.vocab.index and s >= NEW_ITEM_MIN_SIMILARITY}  # fmt: skip
+        new = [(p, s) for p, s in self._content.similarity(act.history[-10:], among=self._new_mask, top=20)
+               if s >= NEW_ITEM_MIN_SIMILARITY]  # fmt: skip
         chosen = {p for p, *_ in picks}
-        for p, s in _top(new):
+        for p, s in new:
             if p in self._catalog and p not in chosen and allowed(self._catalog[p], c, blocked):
                 why = "New in the store: " + self._similar_reason(p, act.history[-10:]).lower()
                 slot: Ranked = (p, s, "content", why)
@@ -261,4 +267,4 @@ class RecommenderService:
 
 
 def _top(scores: dict[str, float], n: int = 200) -> list[tuple[str, float]]:
-    return sorted(scores.items(), key=lambda kv: -kv[1])[:n]
+    return heapq.nlargest(n, scores.items(), key=lambda kv: kv[1])
