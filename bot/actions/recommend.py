@@ -137,6 +137,7 @@ class ActionRecommendProducts(Action):
                     "product_id": r.product_id,
                     "name": r.name,
                     "price": r.price,
+                    "category": r.category,
                     "url": r.url,
                     "reason": r.reason,
                 },
