@@ -236,11 +236,15 @@ def up(settings: Settings, timeout: float = 180) -> list[Service]:
     return running
 
 
-def chat(settings: Settings, read: Callable[[str], str] = input) -> None:
-    """Step 5: a terminal chat over Rasa's REST channel (Ctrl-D or /stop to quit)."""
+def chat(settings: Settings, read: Callable[[str], str] = input, customer: str = "cust0001") -> None:
+    """Step 5: a terminal chat over Rasa's REST channel as ``customer`` (Ctrl-D or /stop to quit).
+
+    Buttons are numbered: typing the number sends the button's payload.
+    """
     url = settings.url(settings.rasa_port) + "/webhooks/rest/webhook"
     sender = f"cli-{os.getpid()}"
-    print("Chat with the store bot (type /stop to quit).")  # noqa: T201 — the CLI's user interface
+    print(f"Chat with the store bot as customer {customer} (type /stop to quit).")  # noqa: T201 — the CLI's UI
+    buttons: list[str] = []
     while True:
         try:
             text = read("you> ").strip()
@@ -250,13 +254,23 @@ def chat(settings: Settings, read: Callable[[str], str] = input) -> None:
             return
         if not text:
             continue
+        if text.isdigit() and 0 < int(text) <= len(buttons):
+            text = buttons[int(text) - 1]
+        body = {"sender": sender, "message": text, "metadata": {"customer_id": customer}}
         try:
-            replies = httpx.post(url, json={"sender": sender, "message": text}, timeout=30).json()
+            replies = httpx.post(url, json=body, timeout=30).json()
         except httpx.HTTPError as exc:
             print(f"(bot unreachable: {exc.__class__.__name__})")  # noqa: T201
             continue
+        buttons = []
         for r in replies:
-            print("bot>", r.get("text") or "", *(f"[{b['title']}]" for b in r.get("buttons", [])))  # noqa: T201
+            if not r.get("text") and not r.get("buttons"):
+                continue  # a payload for graphical channels (product card data)
+            shown = []
+            for b in r.get("buttons", []):
+                buttons.append(b.get("payload") or b["title"])
+                shown.append(f"[{len(buttons)}: {b['title']}]")
+            print("bot>", r.get("text") or "", *shown)  # noqa: T201
 
 
 def _interrupt(*_: object) -> None:
@@ -268,6 +282,7 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m core.stack")
     p.add_argument("command", choices=["run", "prepare"])
     p.add_argument("--no-chat", action="store_true", help="serve until Ctrl-C instead of chatting")
+    p.add_argument("--customer", default="cust0001", help="the demo customer you chat as (cust0001..cust0400)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     for noisy in ("alembic", "httpx"):
@@ -291,7 +306,7 @@ def main(argv: list[str] | None = None) -> None:
             while True:
                 time.sleep(3600)
         else:
-            chat(settings)
+            chat(settings, customer=args.customer)
     except KeyboardInterrupt:
         pass
     finally:

@@ -27,16 +27,18 @@ def test_chat_sends_turns_and_prints_replies(
         sent.append(json)
         if json["message"] == "boom":
             raise httpx.ConnectError("refused")
-        body = [{"text": f"echo {json['message']}", "buttons": [{"title": "Yes"}]}]
+        body = [{"text": f"echo {json['message']}", "buttons": [{"title": "Yes", "payload": "/affirm"}]},
+                {"custom": {"type": "product_card"}}]  # fmt: skip
         return httpx.Response(200, json=body, request=httpx.Request("POST", url))
 
     monkeypatch.setattr(httpx, "post", fake_post)
-    lines = iter(["hello", "   ", "boom", "/stop", "never read"])
-    stack.chat(Settings(rasa_port=5999), read=lambda _prompt: next(lines))
+    lines = iter(["hello", "   ", "1", "boom", "/stop", "never read"])
+    stack.chat(Settings(rasa_port=5999), read=lambda _prompt: next(lines), customer="cust0007")
     out = capsys.readouterr().out
-    assert [m["message"] for m in sent] == ["hello", "boom"]
-    assert len({m["sender"] for m in sent}) == 1
-    assert "bot> echo hello [Yes]" in out and "bot unreachable: ConnectError" in out
+    assert [m["message"] for m in sent] == ["hello", "/affirm", "boom"]  # "1" pressed the first button
+    assert len({m["sender"] for m in sent}) == 1 and sent[0]["metadata"] == {"customer_id": "cust0007"}
+    assert "bot> echo hello [1: Yes]" in out and "bot unreachable: ConnectError" in out
+    assert out.count("bot>") == 2  # the product-card payload is not printed
 
 
 def test_missing_rasa_venv_is_explained(tmp_path: Path) -> None:
