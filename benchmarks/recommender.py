@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from benchmarks.common import percentile, table, write_results
-from core.settings import ROOT
+from core.settings import ROOT, get_settings
 from recommender.baselines import ItemKNN, Popularity
 from recommender.evaluate import Scorer, evaluate
 from recommender.fit import NetScorer, fit, load_config
@@ -184,6 +184,8 @@ def bench_latency(n_items: int = 100_000, customers: int = 300) -> dict[str, Any
     service = RecommenderService(
         engine=engine, model_root=work / "models", encoder_factory=_RandomEncoder, reload_seconds=1e9
     )
+    threads = torch.get_num_threads()
+    torch.set_num_threads(get_settings().rec_threads or threads)  # as the action server runs it
     service.refresh(force=True)
     times = []
     for i in range(customers + 20):
@@ -192,8 +194,10 @@ def bench_latency(n_items: int = 100_000, customers: int = 300) -> dict[str, Any
         if i >= 20:
             times.append((time.perf_counter() - started) * 1000)
     engine.dispose()
+    torch.set_num_threads(threads)
     return {
         "items": n_items,
+        "torch_threads": get_settings().rec_threads or threads,
         "requests": len(times),
         "p50_ms": round(percentile(times, 50), 2),
         "p95_ms": round(percentile(times, 95), 2),

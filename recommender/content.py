@@ -69,14 +69,13 @@ class ContentIndex:
         rows = [self._index[a] for a in anchors if a in self._index]
         if not rows:
             return []
-        sims = (self.vectors @ self.vectors[rows].T).max(axis=1)
         allowed = np.ones(len(self.ids), dtype=bool) if among is None else among.copy()
         allowed[rows] = False
         candidates = np.flatnonzero(allowed)
-        if len(candidates) > top:
-            candidates = candidates[np.argpartition(-sims[candidates], top)[:top]]
-        order = candidates[np.argsort(-sims[candidates])]
-        return [(self.ids[i], float(sims[i])) for i in order]
+        sims = (self.vectors[candidates] @ self.vectors[rows].T).max(axis=1)  # only the rows asked about
+        best = np.argsort(-sims) if len(sims) <= top else np.argpartition(-sims, top)[:top]
+        best = best[np.argsort(-sims[best])]
+        return [(self.ids[candidates[i]], float(sims[i])) for i in best]
 
     def nearest_anchor(self, product: str, anchors: list[str]) -> str | None:
         """The anchor most similar to ``product`` (for the reason shown with a card)."""

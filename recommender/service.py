@@ -177,7 +177,8 @@ class RecommenderService:
         items = torch.from_numpy(left_pad([known], min(len(known), net.cfg.max_len)))
         with torch.inference_mode():
             scores = net.predict(items)[0].numpy()
-        top = np.argsort(-scores[1:])[:200] + 1
+        top = np.argpartition(-scores[1:], min(200, len(scores) - 2))[:200] + 1
+        top = top[np.argsort(-scores[top])]
         recent = known[-10:]
         out: list[Ranked] = []
         for item in top:

@@ -42,9 +42,13 @@ def get_recommender() -> RecommenderService:
     global _service
     with _lock:
         if _service is None:
+            import torch
+
             from nlu.faq.embedder import load_embedder
 
             s = get_settings()
+            if s.rec_threads > 0:
+                torch.set_num_threads(s.rec_threads)
             _service = RecommenderService(
                 engine=get_engine(), model_root=s.rec_model_dir, encoder_factory=load_embedder,
                 reload_seconds=s.rec_reload_seconds,
