@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import logging
 import random
 import re
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import yaml
 
+from core.csvfile import read_rows
 from nlu.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -72,18 +72,6 @@ def load_rasa_yaml(path: Path) -> list[Example]:
     return out
 
 
-def _read_csv(path: Path, required: tuple[str, ...]) -> list[tuple[int, dict[str, str]]]:
-    try:
-        with path.open(encoding="utf-8", newline="") as f:
-            reader = csv.DictReader(f)
-            missing = [c for c in required if c not in (reader.fieldnames or [])]
-            if missing:
-                raise DataError(f"{path}: missing column(s) {missing}")
-            return [(n, row) for n, row in enumerate(reader, start=2)]
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8: {exc}") from exc
-
-
 ANNOTATED_SOURCES = {"llm4514"}  # Bitext rows whose entity columns are complete
 
 
@@ -94,7 +82,7 @@ def load_intent_csv(path: Path) -> list[Example]:
     in ``ANNOTATED_SOURCES`` or when the file has entity columns but no source column.
     """
     out = []
-    for line, row in _read_csv(path, ("text", "intent")):
+    for line, row in read_rows(path, ("text", "intent"), DataError):
         text, intent = (row["text"] or "").strip(), (row["intent"] or "").strip()
         if not text or not intent:
             raise DataError(f"{path}:{line}: empty text or intent")
@@ -116,7 +104,7 @@ def load_intent_csv(path: Path) -> list[Example]:
 def load_sentiment_csv(path: Path) -> list[Example]:
     """Read ``text,label`` rows; label is a name or TweetEval's 0/1/2."""
     out = []
-    for line, row in _read_csv(path, ("text", "label")):
+    for line, row in read_rows(path, ("text", "label"), DataError):
         label = (row["label"] or "").strip()
         if label.isdigit() and int(label) < len(SENTIMENTS):
             label = SENTIMENTS[int(label)]

@@ -13,7 +13,6 @@ customer, product, kind and time.
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,6 +23,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
+from core.csvfile import read_rows
 from core.models import BehaviourEvent, Product
 from recommender.errors import DataError
 
@@ -56,21 +56,6 @@ def parse_time(raw: str) -> datetime:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
-def _read_csv(path: Path, required: tuple[str, ...]) -> list[tuple[int, dict[str, str]]]:
-    """(row number, row) pairs; the header must name every required column."""
-    try:
-        with path.open(encoding="utf-8", newline="") as f:
-            reader = csv.DictReader(f)
-            missing = [c for c in required if c not in (reader.fieldnames or [])]
-            if missing:
-                raise DataError(
-                    f"{path}: missing column(s) {', '.join(missing)}; the header needs {', '.join(required)}"
-                )
-            return [(n, row) for n, row in enumerate(reader, start=2)]
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise DataError(f"{path}: cannot read ({exc})") from exc
-
-
 def _product_row(path: Path, n: int, row: dict[str, str]) -> dict[str, Any]:
     where = f"{path}:{n}"
     pid, name = (row.get("id") or "").strip(), (row.get("name") or "").strip()
@@ -96,7 +81,7 @@ def _product_row(path: Path, n: int, row: dict[str, str]) -> dict[str, Any]:
 
 def import_products(session: Session, path: Path) -> ImportReport:
     """Insert or update the products of a catalog CSV (all rows or none)."""
-    rows = [_product_row(path, n, row) for n, row in _read_csv(path, PRODUCT_COLUMNS)]
+    rows = [_product_row(path, n, row) for n, row in read_rows(path, PRODUCT_COLUMNS, DataError)]
     seen: set[str] = set()
     for n, row in enumerate(rows, start=2):
         if row["id"] in seen:
@@ -143,7 +128,7 @@ def _event_row(path: Path, n: int, row: dict[str, str], products: set[str]) -> d
 def import_events(session: Session, path: Path) -> ImportReport:
     """Import a behaviour-event CSV: every row validated first, duplicates skipped, all or nothing."""
     products = set(session.exec(select(Product.id)))
-    rows = [_event_row(path, n, row, products) for n, row in _read_csv(path, EVENT_COLUMNS)]
+    rows = [_event_row(path, n, row, products) for n, row in read_rows(path, EVENT_COLUMNS, DataError)]
     return ImportReport(rows=len(rows), added=insert_events(session, rows))
 
 
