@@ -47,10 +47,11 @@ def quick_rec_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from recommender.__main__ import DEMO_DIR
     from recommender.events import histories, import_events, import_products
     from recommender.fit import DEFAULT_CONFIG, load_config
+    from recommender.intent import load_events, session_rows
     from recommender.train import train
 
     h = hashlib.sha256()
-    for f in sorted(DEMO_DIR.iterdir()) + sorted((ROOT / "recommender").glob("*.py")):
+    for f in sorted(DEMO_DIR.iterdir()) + sorted((ROOT / "recommender").glob("*.py")) + [DEFAULT_CONFIG]:
         h.update(f.name.encode() + f.read_bytes())
     out = ROOT / "var" / "test-cache" / f"rec-quick-{h.hexdigest()[:12]}"
     if not (out / "current").exists():
@@ -61,7 +62,8 @@ def quick_rec_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
             import_products(s, DEMO_DIR / "catalog.csv")
             import_events(s, DEMO_DIR / "events.csv")
             s.commit()
-            train(histories(s), load_config(DEFAULT_CONFIG, epochs=8, patience=8), out)
+            sessions = session_rows(load_events(s))
+            train(histories(s), load_config(DEFAULT_CONFIG, epochs=8, patience=8), out, sessions)
         engine.dispose()
     return out
 
