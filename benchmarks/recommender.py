@@ -98,16 +98,16 @@ def bench_demo(models: list[str], epochs: int, customers: int = 400) -> dict[str
     repeats in a row collapsed); purchase intent is trained on the older 80 % of sessions and
     scored by AUC on the newest 20 %.
     """
+    from recommender.events import collapse_repeats
     from recommender.intent import Event, session_rows, train_intent
     from recommender.sequences import Vocabulary
     from recommender.simulate import catalog_rows, simulate
 
     events = simulate(customers, 12, seed=11, start=datetime(2026, 9, 1, tzinfo=UTC))
-    by_customer: dict[str, list[str]] = {}
+    raw: dict[str, list[str]] = {}
     for e in events:
-        seq = by_customer.setdefault(e["customer_id"], [])
-        if not seq or seq[-1] != e["product_id"]:
-            seq.append(e["product_id"])
+        raw.setdefault(e["customer_id"], []).append(e["product_id"])
+    by_customer = {c: collapse_repeats(products) for c, products in raw.items()}
     vocab = Vocabulary(sorted({p for seq in by_customer.values() for p in seq}))
     out = bench_sequences("demo", [vocab.encode(s) for s in by_customer.values()], models, epochs, {"max_len": 50})
     products = {r["id"]: r for r in catalog_rows()}

@@ -42,11 +42,17 @@ class ItemKNN:
 
     def score(self, histories: list[list[int]]) -> np.ndarray:
         """Recency-weighted similarity to each history's recent items: [B, n_items + 1]."""
-        weights = sparse.lil_matrix((len(histories), self.sim.shape[0]), dtype=np.float32)
-        for row, hist in enumerate(histories):
-            for age, item in enumerate(reversed(hist[-self.window :])):
-                weights[row, item] += self.decay**age
-        return np.asarray((weights.tocsr() @ self.sim).todense())
+        size = self.sim.shape[0]
+        weights = np.stack([recency_weights(h, size, self.window, self.decay) for h in histories])
+        return np.asarray(self.sim.T @ weights.T).T
+
+
+def recency_weights(history: list[int], size: int, window: int = 50, decay: float = 0.9) -> np.ndarray:
+    """Weight of each item in a history's newest ``window`` items, ``decay`` per step back: [size]."""
+    weights = np.zeros(size, dtype=np.float32)
+    for age, item in enumerate(reversed(history[-window:])):
+        weights[item] += decay**age
+    return weights
 
 
 def _top_per_row(matrix: sparse.csr_matrix, keep: int) -> sparse.csr_matrix:

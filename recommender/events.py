@@ -166,11 +166,18 @@ def histories(session: Session, kinds: tuple[str, ...] = POSITIVE_KINDS) -> dict
         .where(col(BehaviourEvent.kind).in_(kinds))
         .order_by(col(BehaviourEvent.customer_id), col(BehaviourEvent.ts), col(BehaviourEvent.id))
     )
-    out: dict[str, list[str]] = {}
+    by_customer: dict[str, list[str]] = {}
     for customer, product in session.exec(stmt):
-        seq = out.setdefault(customer, [])
-        if not seq or seq[-1] != product:
-            seq.append(product)
+        by_customer.setdefault(customer, []).append(product)
+    return {customer: collapse_repeats(products) for customer, products in by_customer.items()}
+
+
+def collapse_repeats(products: Iterable[str]) -> list[str]:
+    """The products in order with repeats in a row kept once (view, cart, purchase of one product → one step)."""
+    out: list[str] = []
+    for product in products:
+        if not out or out[-1] != product:
+            out.append(product)
     return out
 
 
@@ -192,12 +199,8 @@ def customer_activity(session: Session, customer_id: str, limit: int = 500) -> A
         .limit(limit)
     )
     rows = list(session.exec(stmt))[::-1]
-    history: list[str] = []
-    for product, kind in rows:
-        if kind in POSITIVE_KINDS and (not history or history[-1] != product):
-            history.append(product)
     return Activity(
-        history=history,
+        history=collapse_repeats(p for p, k in rows if k in POSITIVE_KINDS),
         purchased={p for p, k in rows if k == "purchase"},
         dismissed={p for p, k in rows if k == "rec_dismiss"},
     )

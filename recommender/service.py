@@ -32,6 +32,7 @@ from sqlmodel import Session, func, select
 
 from core.models import BehaviourEvent, Product
 from recommender.artifacts import Bundle, current_version, load_bundle
+from recommender.baselines import recency_weights
 from recommender.content import ContentIndex, TextEncoder
 from recommender.errors import ModelNotFoundError
 from recommender.events import Activity, customer_activity
@@ -188,10 +189,7 @@ class RecommenderService:
 
     def _by_knn(self, known: list[int]) -> list[Ranked]:
         assert self._bundle is not None
-        weights = np.zeros(self._bundle.knn.shape[0], dtype=np.float32)
-        for age, item in enumerate(reversed(known[-50:])):
-            weights[item] += 0.9**age
-        scores = self._bundle.knn.T @ weights
+        scores = self._bundle.knn.T @ recency_weights(known, self._bundle.knn.shape[0])
         top = np.argsort(-scores)[:200]
         return [
             (self._bundle.vocab.decode(int(i)), float(scores[i]), "itemknn", partial(self._knn_reason, int(i), known))
