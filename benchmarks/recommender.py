@@ -25,6 +25,7 @@ import argparse
 import logging
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -48,16 +49,27 @@ DATASETS: dict[str, tuple[str, dict[str, Any]]] = {
 ANCHORS = {"ml1m": "SASRec+ (RecSys 2023) full NDCG@10 0.1857 / HR@10 0.3159; SASRec paper sampled HR@10 0.8245"}
 
 
-def bench_dataset(name: str, data_dir: Path, models: list[str], epochs: int, limit: int) -> dict[str, Any]:
+def bench_dataset(
+    name: str, data_dir: Path, models: list[str], epochs: int, limit: int, on_model: Callable[[dict[str, Any]], None]
+) -> dict[str, Any]:
     """All models on one public data set, same split, same run."""
     rel, overrides = DATASETS[name]
-    return bench_sequences(name, read_pairs_file(data_dir / rel)[: limit or None], models, epochs, overrides)
+    sequences = read_pairs_file(data_dir / rel)[: limit or None]
+    return bench_sequences(name, sequences, models, epochs, overrides, on_model=on_model)
 
 
 def bench_sequences(
-    name: str, sequences: list[list[int]], models: list[str], epochs: int, overrides: dict[str, Any]
+    name: str,
+    sequences: list[list[int]],
+    models: list[str],
+    epochs: int,
+    overrides: dict[str, Any],
+    on_model: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
-    """All models on the given item sequences, same leave-one-out split, same run."""
+    """All models on the given item sequences, same leave-one-out split, same run.
+
+    ``on_model`` receives the results so far after each model (a long run keeps what it finished).
+    """
     split = leave_one_out(sequences)
     out: dict[str, Any] = {
         "users": len(sequences),
@@ -88,6 +100,8 @@ def bench_sequences(
         metrics = evaluate(scorer, split.test_inputs, split.test_targets, split.n_items, progress=True)
         out["models"][model] = {**metrics, "train_seconds": round(seconds), **extra}
         log.info("%s %s: %s (%.0f s)", name, model, metrics, seconds)
+        if on_model is not None:
+            on_model(out)
     return out
 
 
@@ -219,7 +233,12 @@ def main() -> None:
     results: dict[str, Any] = {}
     sections = args.sections.split(",")
     for name in [s for s in sections if s in DATASETS]:
-        results[name] = r = bench_dataset(name, args.data, args.models.split(","), args.epochs, args.limit)
+
+        def keep(partial: dict[str, Any], name: str = name) -> None:
+            if not args.limit:
+                write_results("recommender", {name: partial}, merge=True)
+
+        results[name] = r = bench_dataset(name, args.data, args.models.split(","), args.epochs, args.limit, keep)
         rows = [
             [m, v["full"]["ndcg@10"], v["full"]["hr@10"], v["full_unfiltered"]["ndcg@10"],
              v["sampled100"]["hr@10"], v["sampled100"]["ndcg@10"], v["train_seconds"], v.get("best_epoch", "")]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import LargeBinary, UniqueConstraint
+from sqlalchemy import Index, LargeBinary, UniqueConstraint, text
 from sqlmodel import Column, Field, SQLModel
 
 
@@ -46,15 +46,132 @@ class Order(OrderBase, table=True):
     placed_at: datetime = Field(default_factory=utcnow)
 
 
-class Ticket(SQLModel, table=True):
-    """A request for a human agent, opened by the bot."""
+ACTIVE_HANDOFF_STATES = ("queued", "claimed")
+
+
+class Handoff(SQLModel, table=True):
+    """A conversation handed to a person: queued → claimed → resolved (or cancelled, expired, returned).
+
+    At most one active (queued or claimed) handoff per conversation, enforced by a partial unique index.
+    Every state change is also written to ``handoff_transition`` (who, when).
+    """
+
+    __table_args__ = (
+        Index(
+            "uq_handoff_active",
+            "conversation_id",
+            unique=True,
+            sqlite_where=text("state IN ('queued', 'claimed')"),
+            postgresql_where=text("state IN ('queued', 'claimed')"),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
-    sender_id: str = Field(index=True, max_length=255)
-    reason: str = Field(max_length=64)  # explicit_request | fallback | negative_sentiment | ...
-    status: str = Field(default="queued", max_length=16, index=True)
+    conversation_id: str = Field(index=True, max_length=255)  # Rasa's sender id
+    channel: str = Field(default="rest", max_length=32)  # web | slack | rest
+    reason: str = Field(max_length=64)  # explicit_request | repeated_fallback | faq_not_helpful | negative_sentiment
+    state: str = Field(default="queued", max_length=16, index=True)
+    agent: str | None = Field(default=None, max_length=100)  # staff username that claimed it
     last_message: str = Field(default="", max_length=4000)
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+    updated_at: datetime = Field(default_factory=utcnow)
+    claimed_at: datetime | None = None
+    closed_at: datetime | None = None
+    announced_at: datetime | None = None  # posted to the staff channel (Slack) / consoles
+    bot_resumed_at: datetime | None = None  # closed and Rasa resumed (retried until it succeeds)
+    slack_channel: str | None = Field(default=None, max_length=64)
+    slack_ts: str | None = Field(default=None, max_length=64)  # the staff channel message; replies are its thread
+
+
+class HandoffTransition(SQLModel, table=True):
+    """One state change of a handoff: from, to, who and when."""
+
+    __tablename__ = "handoff_transition"
+
+    id: int | None = Field(default=None, primary_key=True)
+    handoff_id: int = Field(foreign_key="handoff.id", index=True)
+    from_state: str = Field(max_length=16)
+    to_state: str = Field(max_length=16)
+    actor: str = Field(max_length=100)  # staff username, "customer", "bot" or "system"
+    at: datetime = Field(default_factory=utcnow)
+    note: str = Field(default="", max_length=500)
+
+
+class Conversation(SQLModel, table=True):
+    """A customer's conversation as the channels gateway sees it (web page, Slack)."""
+
+    id: str = Field(primary_key=True, max_length=255)  # also Rasa's sender id
+    channel: str = Field(max_length=32)  # web | slack
+    customer_id: str | None = Field(default=None, max_length=64, index=True)
+    token_hash: str | None = Field(default=None, max_length=64, unique=True)  # sha256 of the web session token
+    external_ref: str | None = Field(default=None, max_length=255)  # Slack: the DM channel id
     created_at: datetime = Field(default_factory=utcnow)
+    last_activity_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class ChatMessage(SQLModel, table=True):
+    """One message of a conversation's transcript, from the customer, the bot, an agent or the system."""
+
+    __tablename__ = "chat_message"
+
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: str = Field(foreign_key="conversation.id", index=True, max_length=255)
+    role: str = Field(max_length=16)  # customer | bot | agent | system
+    author: str = Field(default="", max_length=100)
+    text: str = Field(default="", max_length=10000)
+    data: str = Field(default="{}", max_length=20000)  # JSON: buttons, custom payloads (product cards)
+    intent: str | None = Field(default=None, max_length=100)
+    confidence: float | None = None
+    sentiment: str | None = Field(default=None, max_length=16)
+    sentiment_score: float | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class StaffUser(SQLModel, table=True):
+    """A support, risk or admin person who signs in to the console (password stored as a scrypt hash)."""
+
+    __tablename__ = "staff_user"
+
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(unique=True, max_length=100)
+    password_hash: str = Field(max_length=300)
+    role: str = Field(max_length=16)  # agent | risk | admin
+    slack_user_id: str | None = Field(default=None, max_length=64, unique=True)
+    active: bool = True
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class StaffSession(SQLModel, table=True):
+    """A signed-in console session; the cookie holds a random token, the table its sha256."""
+
+    __tablename__ = "staff_session"
+
+    id: str = Field(primary_key=True, max_length=64)
+    user_id: int = Field(foreign_key="staff_user.id", index=True)
+    csrf_token: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime = Field(index=True)
+
+
+class CsatRating(SQLModel, table=True):
+    """A customer's 1-5 satisfaction rating after a handoff."""
+
+    __tablename__ = "csat_rating"
+
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: str = Field(index=True, max_length=255)
+    handoff_id: int | None = Field(default=None, index=True)
+    rating: int
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class SlackEvent(SQLModel, table=True):
+    """A Slack event id already handled (Slack retries deliveries; each is acted on once)."""
+
+    __tablename__ = "slack_event"
+
+    event_id: str = Field(primary_key=True, max_length=100)
+    received_at: datetime = Field(default_factory=utcnow, index=True)
 
 
 class Turn(SQLModel, table=True):

@@ -58,6 +58,26 @@ class Settings(BaseSettings):
     # thread only adds wake-up stalls (100,000 items: p95 17 ms with 1 thread, 95 ms with 2).
     rec_threads: int = 1
 
+    # Channels gateway (bot/channels): web chat page, staff console, Slack events. Customers reach the
+    # bot only through it; it relays to Rasa's REST channel on loopback.
+    gateway_port: int = 8000
+    # The address people open (links in Slack posts); empty = http://<host>:<gateway_port>.
+    public_url: str = ""
+    # Queued handoffs nobody claims within this many seconds expire (the customer is told, the bot resumes).
+    handoff_timeout_seconds: float = 600.0
+    # A customer message this negative (sentiment score of the "negative" label) hands over to a person.
+    handoff_negative_score: float = 0.9
+    # Staff console sessions last this long; cookies are marked Secure when public_url is https.
+    staff_session_hours: float = 12.0
+    # Web chat identity: the shop signs customer ids with this secret (HMAC-SHA256, hex) so nobody can
+    # chat as someone else. Empty = demo mode: the page may name any customer id unsigned.
+    webchat_identity_secret: str = Field(default="", repr=False)
+    # Slack app (one app: customers DM it, staff get handoffs in a channel). Empty token = Slack off.
+    slack_bot_token: str = Field(default="", repr=False)
+    slack_signing_secret: str = Field(default="", repr=False)
+    slack_handoff_channel: str = ""  # channel id where new handoffs are posted with Claim / Resolve
+    slack_api_url: str = "https://slack.com/api/"  # tests point this at a local mock of the Web API
+
     # Python 3.10 virtual environment holding Rasa (built by scripts/setup.sh).
     rasa_venv: Path = ROOT / ".venv-rasa"
 
@@ -74,6 +94,11 @@ class Settings(BaseSettings):
         if self.app_db_url.startswith("sqlite"):
             return f"sqlite:///{self.var_dir / 'tracker.db'}"
         return self.app_db_url
+
+    @property
+    def public_base_url(self) -> str:
+        """Base address of the web chat and the console as people reach them."""
+        return (self.public_url or self.url(self.gateway_port)).rstrip("/")
 
     def url(self, port: int) -> str:
         """Loopback URL of one of the stack's services."""

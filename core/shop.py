@@ -1,12 +1,12 @@
-"""Store services used by the bot: order lookup and handoff tickets."""
+"""Store services used by the bot: order lookup (handoffs live in core.handoff)."""
 
 from __future__ import annotations
 
 import re
 
-from sqlmodel import Session, select
+from sqlmodel import Session
 
-from core.models import Order, Ticket
+from core.models import Order
 
 _ORDER_ID = re.compile(r"^#?\s*0*(\d{1,15})$")
 
@@ -37,22 +37,3 @@ def describe_order(order: Order) -> str:
         "cancelled": f"Order {order.id} was cancelled; any payment is refunded within 5 business days.",
     }
     return by_status.get(order.status, f"Order {order.id} has status '{order.status}'.")
-
-
-def open_ticket(session: Session, *, sender_id: str, reason: str, last_message: str) -> Ticket:
-    """Queue a handoff ticket; an already open one for the sender is reused."""
-    existing = session.exec(
-        select(Ticket).where(Ticket.sender_id == sender_id, Ticket.status.in_(["queued", "claimed"]))  # type: ignore[attr-defined]
-    ).first()
-    if existing:
-        return existing
-    ticket = Ticket(sender_id=sender_id, reason=reason, last_message=last_message[:4000])
-    session.add(ticket)
-    session.flush()
-    return ticket
-
-
-def queue_position(session: Session, ticket: Ticket) -> int:
-    """1-based place of the ticket among queued tickets."""
-    queued = session.exec(select(Ticket.id).where(Ticket.status == "queued").order_by(Ticket.id)).all()  # type: ignore[arg-type]
-    return queued.index(ticket.id) + 1 if ticket.id in queued else 1

@@ -15,10 +15,12 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -125,6 +127,29 @@ def ensure_recommender(settings: Settings) -> None:
                        cwd=ROOT)  # fmt: skip
 
 
+def ensure_staff_admin(settings: Settings) -> None:
+    """First run: create the console's ``admin`` with a random password, kept in var/ (mode 600) and shown once."""
+    import secrets
+
+    from sqlmodel import Session, func, select
+
+    from bot.channels.auth import create_user
+    from core.db import get_engine
+    from core.models import StaffUser
+
+    engine = get_engine(settings.app_db_url)
+    with Session(engine) as s:
+        if s.exec(select(func.count()).select_from(StaffUser)).one() > 0:
+            return
+    password = secrets.token_urlsafe(12)
+    create_user(engine, "admin", password, "admin")
+    path = settings.var_dir / "staff-admin-password.txt"
+    path.write_text(password + "\n")
+    path.chmod(0o600)
+    log.info("staff console user 'admin' created; password %s (also in %s; change it with "
+             "`python -m bot.channels set-password admin`)", password, path)  # fmt: skip
+
+
 def ensure_rasa_model(settings: Settings) -> Path:
     """Train the core-only Rasa model when missing or when its inputs changed."""
     model = rasa_model_path(settings)
@@ -159,6 +184,7 @@ def services(settings: Settings, endpoints: Path, model: Path) -> list[Service]:
             env={"SANIC_HOST": settings.host},
         ),
         Service("rasa", rasa, settings.url(settings.rasa_port) + "/status"),
+        Service("gateway", [PY, "-m", "bot.channels", "serve"], settings.url(settings.gateway_port) + "/health"),
         Service("worker", [PY, "-m", "monitoring.worker"], ""),
     ]
 
@@ -217,6 +243,7 @@ def prepare(settings: Settings) -> tuple[Path, Path]:
     ensure_nlu_model(settings)
     ensure_faq_kb(settings)
     ensure_recommender(settings)
+    ensure_staff_admin(settings)
     return write_endpoints(settings), ensure_rasa_model(settings)
 
 
@@ -236,41 +263,86 @@ def up(settings: Settings, timeout: float = 180) -> list[Service]:
     return running
 
 
-def chat(settings: Settings, read: Callable[[str], str] = input, customer: str = "cust0001") -> None:
-    """Step 5: a terminal chat over Rasa's REST channel as ``customer`` (Ctrl-D or /stop to quit).
+class _Transcript:
+    """Prints new messages once each (the reply to a send and the background poll may overlap)."""
 
-    Buttons are numbered: typing the number sends the button's payload.
+    def __init__(self) -> None:
+        self.last_id = 0
+        self.buttons: list[str] = []
+        self._lock = threading.Lock()
+
+    def show(self, messages: list[dict[str, Any]]) -> None:
+        with self._lock:
+            for m in messages:
+                if m["id"] <= self.last_id:
+                    continue
+                self.last_id = m["id"]
+                if m["role"] == "customer" or (not m["text"] and not m["data"].get("buttons")):
+                    continue  # what the user typed, or a payload for graphical channels (product card data)
+                shown = []
+                for b in m["data"].get("buttons", []):
+                    self.buttons.append(b.get("payload") or b["title"])
+                    shown.append(f"[{len(self.buttons)}: {b['title']}]")
+                who = {"bot": "bot>", "agent": f"{m['author']} (support)>", "system": "--"}.get(m["role"], ">")
+                print(who, m["text"], *shown)  # noqa: T201 — the CLI's UI
+
+
+def chat(
+    settings: Settings,
+    read: Callable[[str], str] = input,
+    customer: str = "cust0001",
+    client: httpx.Client | None = None,
+    follow: bool = True,
+) -> None:
+    """Step 5: a terminal chat through the gateway as ``customer`` (Ctrl-D or /stop to quit).
+
+    Buttons are numbered: typing the number sends the button's payload. With ``follow``, a
+    background poll prints what a support agent writes while you are not typing.
     """
-    url = settings.url(settings.rasa_port) + "/webhooks/rest/webhook"
-    sender = f"cli-{os.getpid()}"
-    print(f"Chat with the store bot as customer {customer} (type /stop to quit).")  # noqa: T201 — the CLI's UI
-    buttons: list[str] = []
-    while True:
+    http = client or httpx.Client(base_url=settings.url(settings.gateway_port), timeout=40)
+    transcript = _Transcript()
+    try:
+        token = http.post("/api/chat/sessions", json={"customer_id": customer}).json()["token"]
+    except (httpx.HTTPError, KeyError, ValueError) as exc:
+        print(f"(gateway unreachable: {exc.__class__.__name__})")  # noqa: T201
+        return
+    auth = {"Authorization": f"Bearer {token}"}
+    stop = threading.Event()
+    if follow:
+        threading.Thread(target=_follow, args=(http, auth, transcript, stop), daemon=True).start()
+    print(f"Chat with the store bot as customer {customer} (type /stop to quit).")  # noqa: T201
+    try:
+        while True:
+            try:
+                text = read("you> ").strip()
+            except EOFError:
+                return
+            if text == "/stop":
+                return
+            if not text:
+                continue
+            body: dict[str, Any] = {"text": text}
+            if text.isdigit() and 0 < int(text) <= len(transcript.buttons):
+                body["payload"] = transcript.buttons[int(text) - 1]
+            try:
+                r = http.post("/api/chat/messages", json=body, headers=auth)
+                if r.status_code != 200:
+                    print(f"(not sent: {r.json().get('detail', r.status_code)})")  # noqa: T201
+                    continue
+                transcript.show(r.json()["messages"])
+            except httpx.HTTPError as exc:
+                print(f"(bot unreachable: {exc.__class__.__name__})")  # noqa: T201
+    finally:
+        stop.set()
+
+
+def _follow(http: httpx.Client, auth: dict[str, str], transcript: _Transcript, stop: threading.Event) -> None:
+    while not stop.is_set():
         try:
-            text = read("you> ").strip()
-        except EOFError:
-            return
-        if text == "/stop":
-            return
-        if not text:
-            continue
-        if text.isdigit() and 0 < int(text) <= len(buttons):
-            text = buttons[int(text) - 1]
-        body = {"sender": sender, "message": text, "metadata": {"customer_id": customer}}
-        try:
-            replies = httpx.post(url, json=body, timeout=30).json()
-        except httpx.HTTPError as exc:
-            print(f"(bot unreachable: {exc.__class__.__name__})")  # noqa: T201
-            continue
-        buttons = []
-        for r in replies:
-            if not r.get("text") and not r.get("buttons"):
-                continue  # a payload for graphical channels (product card data)
-            shown = []
-            for b in r.get("buttons", []):
-                buttons.append(b.get("payload") or b["title"])
-                shown.append(f"[{len(buttons)}: {b['title']}]")
-            print("bot>", r.get("text") or "", *shown)  # noqa: T201
+            r = http.get("/api/chat/messages", params={"after": transcript.last_id, "wait": 20}, headers=auth)
+            transcript.show(r.json().get("messages", []))
+        except (httpx.HTTPError, ValueError):
+            stop.wait(2)
 
 
 def _interrupt(*_: object) -> None:
@@ -297,9 +369,9 @@ def main(argv: list[str] | None = None) -> None:
     except SetupError as exc:
         log.error("%s", exc)
         raise SystemExit(1) from exc
-    log.info(
-        "ready in %.0f s: REST %s/webhooks/rest/webhook", time.monotonic() - started, settings.url(settings.rasa_port)
-    )
+    base = settings.public_base_url
+    log.info("ready in %.0f s: web chat %s/chat?customer=cust0001 · staff console %s/console (user admin, password "
+             "in var/staff-admin-password.txt)", time.monotonic() - started, base, base)  # fmt: skip
     try:
         signal.signal(signal.SIGTERM, _interrupt)
         if args.no_chat or not sys.stdin.isatty():

@@ -56,3 +56,14 @@ if command -v npm >/dev/null 2>&1; then
 else
   log "npm not found: the docker-compose.yml check will be skipped (apt-get install npm)"
 fi
+
+# Debian's Chromium for the browser tests (playwright drives it; it never downloads a browser of its own).
+if [[ ! -x "${CHROMIUM:-/usr/bin/chromium}" ]]; then
+  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    log "installing Debian's chromium for the browser tests"
+    apt-get install -y -q chromium >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; } \
+      || log "apt-get install chromium failed: the browser tests will fail (install it, or set CHROMIUM)"
+  else
+    log "chromium not found: the browser tests need it (sudo apt-get install chromium, or set CHROMIUM=/path)"
+  fi
+fi

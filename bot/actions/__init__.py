@@ -1,7 +1,7 @@
 """Custom actions (rasa-sdk), one module per skill. Thin: read slots, call a service, return events."""
 
 from bot.actions.faq import ActionAnswerFaq, ActionFaqFeedback
-from bot.actions.handoff import ActionRequestHandoff
+from bot.actions.handoff import ActionRecordCsat, ActionRequestHandoff
 from bot.actions.orders import ActionCheckOrderStatus
 from bot.actions.recommend import ActionOfferIfLikely, ActionRecommendationFeedback, ActionRecommendProducts
 
@@ -12,5 +12,6 @@ __all__ = [
     "ActionOfferIfLikely",
     "ActionRecommendProducts",
     "ActionRecommendationFeedback",
+    "ActionRecordCsat",
     "ActionRequestHandoff",
 ]

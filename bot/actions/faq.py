@@ -27,6 +27,7 @@ from nlu.faq.store import record_feedback
 
 log = logging.getLogger(__name__)
 MAX_MISSES = 2  # "didn't help" this many times in a row → a person
+MAX_UNKNOWN = 2  # "I don't know" this many times in a row → a person
 FEEDBACK_BUTTONS = [
     {"title": "👍 That helped", "payload": '/faq_feedback{"helpful":"yes"}'},
     {"title": "👎 That didn't help", "payload": '/faq_feedback{"helpful":"no"}'},
@@ -81,6 +82,7 @@ def _answer_events(doc: Doc, rest: list[Hit], query: str, misses: float = 0.0) -
         SlotSet("faq_candidates", [h.doc.id for h in rest if h.doc.id != doc.id][:3]),
         SlotSet("faq_query", query),
         SlotSet("faq_misses", misses),
+        SlotSet("unknown_streak", 0.0),
     ]
 
 
@@ -134,11 +136,19 @@ class ActionAnswerFaq(Action):
                 ],
             )
             return [SlotSet("faq_query", query)]
+        streak = float(tracker.get_slot("unknown_streak") or 0.0) + 1
+        if streak >= MAX_UNKNOWN:
+            dispatcher.utter_message(text="I'm sorry, I can't answer that either. Let me get a colleague for you.")
+            return [
+                SlotSet("faq_query", query),
+                SlotSet("unknown_streak", 0.0),
+                FollowupAction("action_request_handoff"),
+            ]
         dispatcher.utter_message(
             text="I'm sorry, I don't know the answer to that. You can rephrase it, or I can ask a colleague.",
             buttons=UNSURE_BUTTONS,
         )
-        return [SlotSet("faq_query", query)]
+        return [SlotSet("faq_query", query), SlotSet("unknown_streak", streak)]
 
 
 class ActionFaqFeedback(Action):

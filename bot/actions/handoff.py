@@ -1,4 +1,10 @@
-"""Handoff to a human: the request is stored as a ticket in the queue."""
+"""Handoff to a person, and the customer's rating afterwards.
+
+``action_request_handoff`` queues the conversation (core.handoff) and pauses the bot: while a
+person handles it, the channels gateway relays messages and Rasa only records them. When the
+agent resolves, the gateway resumes Rasa and triggers ``EXTERNAL_handoff_resolved``, whose rule
+asks for a rating that ``action_record_csat`` stores.
+"""
 
 from __future__ import annotations
 
@@ -6,38 +12,88 @@ import logging
 from typing import Any
 
 from rasa_sdk import Action, Tracker
+from rasa_sdk.events import ConversationPaused
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import col, select
 
 from core.db import session_scope
-from core.shop import open_ticket, queue_position
+from core.handoff import open_handoff, queue_position
+from core.models import CsatRating, Handoff
 
 log = logging.getLogger(__name__)
-REASONS = {"faq_feedback": "faq_not_helpful", "contact_human_agent": "explicit_request"}  # by the latest intent
+# Why the customer is handed over, by the latest intent (a FAQ "no answer" streak arrives as nlu_fallback).
+REASONS = {
+    "faq_feedback": "faq_not_helpful",
+    "contact_human_agent": "explicit_request",
+    "nlu_fallback": "repeated_fallback",
+}
+CANCEL_BUTTON = {"title": "Cancel, keep chatting with the bot", "payload": "/handoff_cancel"}
+
+
+def channel_of(tracker: Tracker) -> str:
+    """The customer's channel as the gateway reports it in the message metadata (else Rasa's input channel)."""
+    metadata = tracker.latest_message.get("metadata") or {}
+    return str(metadata.get("channel") or tracker.get_latest_input_channel() or "rest")[:32]
 
 
 class ActionRequestHandoff(Action):
-    """Open (or reuse) a handoff ticket and tell the customer what happens next."""
+    """Queue the conversation for a person, tell the customer, and pause the bot."""
 
     def name(self) -> str:
         """Action name used in the domain."""
         return "action_request_handoff"
 
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[dict[str, Any]]:
-        """Queue the ticket."""
+        """Queue the handoff."""
         text = str(tracker.latest_message.get("text") or "")
         intent = (tracker.latest_message.get("intent") or {}).get("name")
         reason = REASONS.get(str(intent), "explicit_request")
         try:
             with session_scope() as session:
-                ticket = open_ticket(session, sender_id=tracker.sender_id, reason=reason, last_message=text)
-                ticket_id, position = ticket.id, queue_position(session, ticket)
+                handoff = open_handoff(
+                    session, conversation_id=tracker.sender_id, reason=reason, channel=channel_of(tracker),
+                    last_message=text,
+                )  # fmt: skip
+                handoff_id, position = handoff.id, queue_position(session, handoff)
         except SQLAlchemyError:
-            log.exception("could not open a handoff ticket")
+            log.exception("could not open a handoff")
             dispatcher.utter_message(response="utter_handoff_unavailable")
             return []
         dispatcher.utter_message(
-            text=f"I've asked a colleague from our support team to join (ticket #{ticket_id}, "
-            f"you're number {position} in the queue). They'll reply right here."
+            text=f"I've asked a colleague from our support team to join (request #{handoff_id}, you're number "
+            f"{position} in the queue). They'll reply right here.",
+            buttons=[CANCEL_BUTTON],
         )
+        return [ConversationPaused()]
+
+
+class ActionRecordCsat(Action):
+    """Store the customer's 1-5 rating of the help they got, linked to their latest handoff."""
+
+    def name(self) -> str:
+        """Action name used in the domain."""
+        return "action_record_csat"
+
+    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[dict[str, Any]]:
+        """Validate and store the rating."""
+        raw = next(tracker.get_latest_entity_values("rating"), None)
+        try:
+            rating = int(str(raw))
+        except ValueError:
+            rating = 0
+        if not 1 <= rating <= 5:
+            dispatcher.utter_message(response="utter_ask_csat")
+            return []
+        try:
+            with session_scope() as session:
+                latest = session.exec(
+                    select(Handoff.id)
+                    .where(Handoff.conversation_id == tracker.sender_id)
+                    .order_by(col(Handoff.id).desc())
+                ).first()
+                session.add(CsatRating(conversation_id=tracker.sender_id, handoff_id=latest, rating=rating))
+        except SQLAlchemyError:
+            log.exception("could not store a CSAT rating")
+        dispatcher.utter_message(response="utter_csat_thanks")
         return []

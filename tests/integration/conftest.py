@@ -114,6 +114,16 @@ class Stack:
         """The bot's reply texts joined by newlines."""
         return "\n".join(m.get("text", "") for m in self.say(sender, message))
 
+    @property
+    def gateway(self) -> str:
+        """Base URL of the channels gateway (web chat, console)."""
+        return self.settings.url(self.settings.gateway_port)
+
+    @property
+    def admin_password(self) -> str:
+        """The console admin's first-run password."""
+        return (self.settings.var_dir / "staff-admin-password.txt").read_text().strip()
+
 
 @pytest.fixture(scope="module")
 def stack(
@@ -129,6 +139,7 @@ def stack(
         nlu_port=free_port(),
         action_port=free_port(),
         rasa_port=free_port(),
+        gateway_port=free_port(),
     )
     services = up(settings, timeout=240)
     try:

@@ -10,7 +10,7 @@ import pytest
 from sqlmodel import Session, select
 
 from core.db import make_engine
-from core.models import FaqFeedback, Ticket, Turn
+from core.models import FaqFeedback, Handoff, HandoffTransition, Turn
 from core.stack import start, wait_healthy
 from tests.integration.conftest import Stack
 
@@ -42,7 +42,7 @@ def test_multi_turn_conversation_is_answered_and_stored(stack: Stack) -> None:
     assert "What's your order number?" in stack.texts(sender, "can you track my order")
     assert "was delivered" in stack.texts(sender, "it's 100235")
     reply = stack.texts(sender, "I want to talk to a human agent")
-    assert "ticket #" in reply and "queue" in reply
+    assert "request #" in reply and "queue" in reply
 
     turns = _turns(stack, sender, 5)
     assert [t.intent for t in turns][:3] == ["greet", "track_order", "track_order"]
@@ -51,9 +51,9 @@ def test_multi_turn_conversation_is_answered_and_stored(stack: Stack) -> None:
     assert '"order_id"' in turns[1].entities and turns[1].channel == "rest"
     engine = make_engine(stack.settings.app_db_url)
     with Session(engine) as s:
-        ticket = s.exec(select(Ticket).where(Ticket.sender_id == sender)).one()
+        handoff = s.exec(select(Handoff).where(Handoff.conversation_id == sender)).one()
     engine.dispose()
-    assert ticket.status == "queued" and ticket.reason == "explicit_request"
+    assert handoff.state == "queued" and handoff.reason == "explicit_request"
 
 
 @pytest.mark.parametrize("database_url", DBS[:1], indirect=True)
@@ -100,17 +100,17 @@ def test_faq_answer_feedback_next_candidate_then_a_person(stack: Stack) -> None:
     second = stack.texts(sender, '/faq_feedback{"helpful":"no"}')
     assert second.startswith("Sorry about that. Maybe this helps:")
     third = stack.texts(sender, '/faq_feedback{"helpful":"no"}')
-    assert "get a colleague" in third and "ticket #" in third
+    assert "get a colleague" in third and "request #" in third
     other = f"faq2-{uuid.uuid4().hex[:8]}"
     assert "Gift wrap" in stack.texts(other, "is gift wrapping available?")
     assert "Glad" in stack.texts(other, '/faq_feedback{"helpful":"yes"}')
     assert "don't know" in stack.texts(other, "who won the football world cup in 1954")
     engine = make_engine(stack.settings.app_db_url)
     with Session(engine) as s:
-        ticket = s.exec(select(Ticket).where(Ticket.sender_id == sender)).one()
+        handoff = s.exec(select(Handoff).where(Handoff.conversation_id == sender)).one()
         votes = s.exec(select(FaqFeedback).where(FaqFeedback.sender_id.in_([sender, other]))).all()  # type: ignore[attr-defined]
     engine.dispose()
-    assert ticket.reason == "faq_not_helpful"
+    assert handoff.reason == "faq_not_helpful"
     assert sorted(v.helpful for v in votes) == [False, False, True]
 
 
@@ -171,3 +171,125 @@ def test_recommendation_cards_clicks_and_dismissals(stack: Stack) -> None:
     assert {("cust0001", pid, "rec_click"), ("cust0001", pid, "cart")} <= kinds
     assert ("cust0001", second["custom"]["product_id"], "rec_dismiss") in kinds
     assert all(e.session_id for e in events)  # each click carries the request id of its impression
+
+
+class Console:
+    """A signed-in staff member talking to the console over HTTP (cookies, CSRF) like a browser form."""
+
+    def __init__(self, stack: Stack, username: str, password: str) -> None:
+        self.http = httpx.Client(base_url=stack.gateway, timeout=60)
+        form = self.http.get("/console/login").text
+        token = form.split('name="csrf_token" value="')[1].split('"')[0]
+        r = self.http.post("/console/login", data={"username": username, "password": password, "csrf_token": token})
+        assert r.status_code == 303, r.text
+        self.csrf = self.http.get("/console").text.split('data-csrf="')[1].split('"')[0]
+
+    def act(self, handoff_id: int, action: str, **form: str) -> httpx.Response:
+        return self.http.post(f"/console/handoffs/{handoff_id}/{action}", data={"csrf_token": self.csrf, **form})
+
+
+@pytest.mark.parametrize("database_url", DBS, indirect=True)
+def test_handoff_to_a_person_and_back_through_the_gateway(stack: Stack) -> None:
+    web = httpx.Client(base_url=stack.gateway, timeout=60)
+    token = web.post("/api/chat/sessions", json={"customer_id": "cust0003"}).json()["token"]
+    me = {"Authorization": f"Bearer {token}"}
+
+    def say(text: str, payload: str | None = None) -> list[dict]:  # type: ignore[type-arg]
+        r = web.post("/api/chat/messages", json={"text": text, "payload": payload}, headers=me)
+        assert r.status_code == 200, r.text
+        return r.json()["messages"]
+
+    assert "store assistant" in say("hello")[-1]["text"]
+    queued = say("I want to talk to a human agent")
+    assert "request #" in queued[-1]["text"] and queued[-1]["data"]["buttons"][0]["payload"] == "/handoff_cancel"
+    assert [m["role"] for m in say("hello? anyone there?")] == ["customer"]  # the bot is paused
+    engine = make_engine(stack.settings.app_db_url)
+    with Session(engine) as s:
+        handoff = s.exec(select(Handoff).where(Handoff.state == "queued")).one()
+    assert handoff.id is not None and handoff.channel == "web" and handoff.announced_at is not None
+    admin = Console(stack, "admin", stack.admin_password)
+    assert admin.act(handoff.id, "resolve").status_code == 409  # unclaimed
+    assert admin.act(handoff.id, "claim").status_code == 303
+    assert admin.act(handoff.id, "reply", text="Hi, this is Sam from support. How can I help?").status_code == 303
+    view = admin.http.get(f"/console/api/conversations/{handoff.conversation_id}").json()
+    customer_lines = [m for m in view["messages"] if m["role"] == "customer"]
+    assert customer_lines[-1]["intent"] and customer_lines[-1]["sentiment"] in {"negative", "neutral", "positive"}
+    assert admin.act(handoff.id, "resolve").status_code == 303
+    seen = web.get("/api/chat/messages", params={"after": 0}, headers=me).json()
+    texts = [m["text"] for m in seen["messages"]]
+    assert "Hi, this is Sam from support. How can I help?" in texts and "How happy are you" in texts[-1]
+    assert "Thank you for the rating" in say("5", payload='/csat{"rating":"5"}')[-1]["text"]
+    assert "100234" in say("where is my order 100234?")[-1]["text"]  # the bot is back
+    from core.models import CsatRating
+
+    with Session(engine) as s:
+        rating = s.exec(select(CsatRating).where(CsatRating.conversation_id == handoff.conversation_id)).one()
+        steps = [
+            t.to_state for t in s.exec(select(HandoffTransition).where(HandoffTransition.handoff_id == handoff.id))
+        ]
+    engine.dispose()
+    assert (rating.rating, rating.handoff_id) == (5, handoff.id) and steps == ["queued", "claimed", "resolved"]
+
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("database_url", DBS[:1], indirect=True)
+def test_browser_customer_asks_for_a_human_agent_claims_replies_resolves(stack: Stack) -> None:
+    import os
+
+    from playwright.sync_api import expect, sync_playwright
+
+    chromium = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+    if not os.path.exists(chromium):
+        pytest.fail(f"{chromium} not found: `make setup` installs Debian's chromium (apt-get install chromium)")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
+        try:
+            customer = browser.new_context().new_page()
+            dialogs: list[str] = []
+            customer.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+            customer.goto(f"{stack.gateway}/chat?customer=cust0005")
+            log = customer.locator("#log")
+
+            def send(text: str) -> None:
+                customer.fill("#input", text)
+                customer.click("#send")
+
+            send("hello")
+            expect(log).to_contain_text("store assistant", timeout=30_000)
+            send('<img src=x onerror="alert(1)"> what is this?')
+            talk = customer.get_by_role("button", name="Talk to a person")
+            expect(talk).to_be_visible(timeout=30_000)
+            expect(log.locator("img")).to_have_count(0)  # shown as text, never as HTML
+            talk.click()
+            expect(log).to_contain_text("request #", timeout=30_000)
+            customer.reload()  # the conversation survives a reload
+            expect(log).to_contain_text("request #", timeout=30_000)
+
+            agent = browser.new_context().new_page()
+            agent.goto(f"{stack.gateway}/console")
+            agent.fill("input[name=username]", "admin")
+            agent.fill("input[name=password]", stack.admin_password)
+            agent.click("button[type=submit]")
+            agent.locator("#active a").first.click()
+            expect(agent.locator("#transcript")).to_contain_text('<img src=x onerror="alert(1)">')
+            agent.click("button[name=claim]")
+            expect(agent.locator("#handoff .state")).to_have_text("claimed")
+            agent.fill("textarea[name=text]", "Hi, I'm Sam from support. Let me look into it.")
+            agent.click("button[name=send]")
+            expect(log).to_contain_text("Let me look into it.", timeout=30_000)  # arrives by long polling
+            agent.click("button[name=resolve]")
+            expect(agent.locator("#handoff .state")).to_have_text("resolved")
+
+            expect(log).to_contain_text("How happy are you", timeout=30_000)
+            customer.get_by_role("button", name="5", exact=True).click()
+            expect(log).to_contain_text("Thank you for the rating", timeout=30_000)
+            send("hi")
+            greetings = log.locator("li.bot", has_text="I'm the store assistant")
+            expect(greetings).to_have_count(2, timeout=30_000)  # the bot answers again
+            assert dialogs == []
+        finally:
+            browser.close()

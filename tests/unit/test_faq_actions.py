@@ -78,6 +78,16 @@ def test_unsure_admits_it_and_offers_a_person(faq: FaqService) -> None:
     assert "faq_entry" not in _slots(events)
 
 
+def test_second_unknown_in_a_row_hands_off(faq: FaqService) -> None:
+    events, messages = _run(ActionAnswerFaq(), _tracker("what's the capital of Mongolia"))
+    assert "don't know" in messages[0]["text"] and _slots(events)["unknown_streak"] == 1.0
+    events, messages = _run(ActionAnswerFaq(), _tracker("how tall is Everest", slots={"unknown_streak": 1.0}))
+    assert "get a colleague" in messages[0]["text"] and _slots(events)["unknown_streak"] == 0.0
+    assert events[-1] == {"event": "followup", "timestamp": None, "name": "action_request_handoff"}
+    events, _ = _run(ActionAnswerFaq(), _tracker("how do I return an item", "get_refund", {"unknown_streak": 1.0}))
+    assert _slots(events)["unknown_streak"] == 0.0  # an answer ends the streak
+
+
 def test_did_you_mean_buttons_then_choice(faq: FaqService) -> None:
     faq.thresholds = Thresholds(answer=0.99, suggest=0.2)
     events, messages = _run(ActionAnswerFaq(), _tracker("returns"))

@@ -10,7 +10,7 @@ from sqlmodel import Session, select
 from bot.actions import ActionCheckOrderStatus, ActionRequestHandoff
 from core.db import get_engine
 from core.demo import seed
-from core.models import Ticket
+from core.models import Handoff, HandoffTransition
 from core.shop import normalize_order_id
 
 
@@ -63,15 +63,19 @@ def test_order_status_database_down(app_settings, monkeypatch: pytest.MonkeyPatc
     assert "can't reach our order system" in d.messages[0]["text"]
 
 
-def test_handoff_opens_one_ticket_per_conversation(app_settings) -> None:  # type: ignore[no-untyped-def]
+def test_handoff_opens_one_per_conversation_and_pauses_the_bot(app_settings) -> None:  # type: ignore[no-untyped-def]
     d = CollectingDispatcher()
     for _ in range(2):
-        assert ActionRequestHandoff().run(d, _tracker(text="human please", sender="cust-9"), {}) == []
+        events = ActionRequestHandoff().run(d, _tracker(text="human please", sender="cust-9"), {})
+        assert events == [{"event": "pause", "timestamp": None}]
     with Session(get_engine()) as s:
-        tickets = s.exec(select(Ticket)).all()
-    assert len(tickets) == 1 and tickets[0].sender_id == "cust-9" and tickets[0].reason == "explicit_request"
-    assert tickets[0].last_message == "human please"
-    assert f"ticket #{tickets[0].id}" in d.messages[0]["text"] and "number 1 in the queue" in d.messages[0]["text"]
+        handoffs = s.exec(select(Handoff)).all()
+        transitions = s.exec(select(HandoffTransition)).all()
+    assert len(handoffs) == 1 and handoffs[0].conversation_id == "cust-9" and handoffs[0].reason == "explicit_request"
+    assert handoffs[0].last_message == "human please" and handoffs[0].state == "queued"
+    assert [(t.from_state, t.to_state, t.actor) for t in transitions] == [("bot", "queued", "bot")]
+    assert f"request #{handoffs[0].id}" in d.messages[0]["text"] and "number 1 in the queue" in d.messages[0]["text"]
+    assert d.messages[0]["buttons"] == [{"title": "Cancel, keep chatting with the bot", "payload": "/handoff_cancel"}]
 
 
 def test_seed_is_idempotent(app_settings) -> None:  # type: ignore[no-untyped-def]

@@ -1,7 +1,6 @@
 """The launcher's pieces that need no running services: child environment, terminal chat."""
 
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -18,27 +17,35 @@ def test_child_env_carries_settings_and_offline_flags(tmp_path: Path) -> None:
     assert env["FAQ_EMBEDDER"] == "" and "None" not in env.values()  # unset settings stay unset
 
 
-def test_chat_sends_turns_and_prints_replies(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+def test_chat_goes_through_the_gateway_and_numbers_buttons(
+    app_settings: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    sent: list[dict[str, Any]] = []
+    from fastapi.testclient import TestClient
 
-    def fake_post(url: str, json: dict[str, Any], timeout: float) -> httpx.Response:
-        sent.append(json)
-        if json["message"] == "boom":
-            raise httpx.ConnectError("refused")
-        body = [{"text": f"echo {json['message']}", "buttons": [{"title": "Yes", "payload": "/affirm"}]},
-                {"custom": {"type": "product_card"}}]  # fmt: skip
-        return httpx.Response(200, json=body, request=httpx.Request("POST", url))
+    from bot.channels.app import create_app
+    from bot.channels.conversations import ChatService
+    from bot.channels.rasa_client import RasaClient
+    from core.db import get_engine
+    from tests.unit.rasa_fake import FakeRasa
 
-    monkeypatch.setattr(httpx, "post", fake_post)
-    lines = iter(["hello", "   ", "1", "boom", "/stop", "never read"])
-    stack.chat(Settings(rasa_port=5999), read=lambda _prompt: next(lines), customer="cust0007")
+    fake = FakeRasa(get_engine())
+    service = ChatService(engine=get_engine(), rasa=RasaClient("http://rasa", transport=fake.transport()))
+    client = TestClient(create_app(app_settings, service))
+    lines = iter(["hello", "   ", "agent please", "1", "/stop", "never read"])
+    stack.chat(app_settings, read=lambda _prompt: next(lines), customer="cust0007", client=client, follow=False)
     out = capsys.readouterr().out
-    assert [m["message"] for m in sent] == ["hello", "/affirm", "boom"]  # "1" pressed the first button
-    assert len({m["sender"] for m in sent}) == 1 and sent[0]["metadata"] == {"customer_id": "cust0007"}
-    assert "bot> echo hello [1: Yes]" in out and "bot unreachable: ConnectError" in out
-    assert out.count("bot>") == 2  # the product-card payload is not printed
+    assert [(m[1], m[2]["customer_id"]) for m in fake.received] == [("hello", "cust0007"), ("agent please", "cust0007")]
+    assert "bot> bot heard: hello" in out and "[1: Cancel]" in out
+    assert "taken you out of the queue" in out  # "1" pressed the Cancel button (handled by the gateway)
+
+
+def test_chat_explains_an_unreachable_gateway(capsys: pytest.CaptureFixture[str]) -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    client = httpx.Client(base_url="http://gateway", transport=httpx.MockTransport(refuse))
+    stack.chat(Settings(), read=lambda _prompt: "/stop", client=client, follow=False)
+    assert "gateway unreachable: ConnectError" in capsys.readouterr().out
 
 
 def test_missing_rasa_venv_is_explained(tmp_path: Path) -> None:

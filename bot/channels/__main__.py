@@ -1,0 +1,65 @@
+"""``python -m bot.channels serve | add-user NAME --role ROLE | set-password NAME``.
+
+Passwords are read from the ``STAFF_PASSWORD`` environment variable or asked for (never an argument,
+so they stay out of shell history and process lists).
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import os
+import sys
+
+from bot.channels.errors import ChannelError
+from core.db import get_engine, upgrade
+from core.settings import get_settings
+
+log = logging.getLogger("bot.channels")
+
+
+def _password() -> str:
+    return os.environ.get("STAFF_PASSWORD") or getpass.getpass("password: ")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """CLI entry point."""
+    p = argparse.ArgumentParser(prog="python -m bot.channels")
+    sub = p.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the gateway (web chat, console, Slack)")
+    serve.add_argument("--port", type=int, default=None)
+    add = sub.add_parser("add-user", help="create a staff account")
+    add.add_argument("username")
+    add.add_argument("--role", required=True, choices=["agent", "risk", "admin"])
+    add.add_argument("--slack-user-id", default=None, help="the person's Slack user id (Slack buttons act as them)")
+    pw = sub.add_parser("set-password", help="change a staff password (signs them out everywhere)")
+    pw.add_argument("username")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    settings = get_settings()
+    if args.command == "serve":
+        import uvicorn
+
+        from bot.channels.app import create_app
+
+        port = args.port or settings.gateway_port
+        uvicorn.run(create_app(settings), host=settings.host, port=port, log_level="warning")
+        return
+    from bot.channels import auth
+
+    upgrade(settings.app_db_url)
+    try:
+        if args.command == "add-user":
+            auth.create_user(get_engine(settings.app_db_url), args.username, _password(), args.role, args.slack_user_id)
+            log.info("created %s (%s)", args.username, args.role)
+        else:
+            auth.set_password(get_engine(settings.app_db_url), args.username, _password())
+            log.info("password of %s changed", args.username)
+    except ChannelError as exc:
+        print(f"error: {exc}", file=sys.stderr)  # noqa: T201 — the CLI's answer
+        raise SystemExit(2) from exc
+
+
+if __name__ == "__main__":
+    main()

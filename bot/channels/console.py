@@ -1,0 +1,197 @@
+"""The staff console: sign in, the handoff queue, a conversation with its NLU signals, and actions.
+
+Server-rendered pages (Jinja2, autoescaped) with plain HTML forms, so everything works without
+JavaScript; a small script refreshes the queue and appends new messages. Every form carries the
+session's CSRF token; the session cookie is HttpOnly and SameSite=Strict.
+"""
+
+# No `from __future__ import annotations`: FastAPI resolves these routes' local Annotated aliases at runtime.
+import secrets
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Cookie, Depends, Form, Header, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from sqlmodel import Session, col, select
+
+from bot.channels import auth
+from bot.channels.auth import Staff
+from bot.channels.conversations import ChatService, message_public
+from bot.channels.errors import Forbidden, NotAuthenticated
+from bot.channels.web import Typing
+from core.handoff import CLOSED_STATES, history
+from core.models import ACTIVE_HANDOFF_STATES, Conversation, Handoff
+
+TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+COOKIE = "staff_session"
+LOGIN_CSRF = "login_csrf"
+ACTIONS = {"claim", "release", "resolve", "hand-back"}
+
+
+class LoginRequired(Exception):
+    """A page (not an API call) was opened without a session: redirect to the login form."""
+
+
+def router(service: ChatService, typing: Typing, *, session_hours: float, secure_cookies: bool) -> APIRouter:
+    """The console's routes."""
+    api = APIRouter(prefix="/console")
+    engine = service.engine
+
+    def staff(staff_session: Annotated[str | None, Cookie()] = None) -> Staff:
+        return auth.session_staff(engine, staff_session)
+
+    def page_staff(staff_session: Annotated[str | None, Cookie()] = None) -> Staff:
+        try:
+            return auth.session_staff(engine, staff_session)
+        except NotAuthenticated as exc:
+            raise LoginRequired() from exc
+
+    StaffDep = Annotated[Staff, Depends(staff)]
+    PageStaff = Annotated[Staff, Depends(page_staff)]
+
+    def actor(person: Staff, csrf: str | None) -> Staff:
+        auth.check_csrf(person, csrf)
+        if not person.can_act:
+            raise Forbidden(f"the {person.role} role can read conversations but not act in them")
+        return person
+
+    @api.get("/login", response_class=HTMLResponse)
+    def login_form(request: Request, error: str = "") -> Response:
+        token = secrets.token_urlsafe(24)
+        page = TEMPLATES.TemplateResponse(request, "login.html", {"csrf": token, "error": error[:200]})
+        page.set_cookie(LOGIN_CSRF, token, httponly=True, samesite="strict", secure=secure_cookies, path="/console")
+        return page
+
+    @api.post("/login")
+    def login(
+        username: Annotated[str, Form(max_length=100)], password: Annotated[str, Form(max_length=200)],
+        csrf_token: Annotated[str, Form(max_length=100)], login_csrf: Annotated[str | None, Cookie()] = None,
+    ) -> Response:  # fmt: skip
+        if not login_csrf or not secrets.compare_digest(login_csrf, csrf_token):
+            return _to("/console/login?error=" + quote("The form expired; please try again."))
+        try:
+            token, _ = auth.login(engine, username, password, hours=session_hours)
+        except NotAuthenticated as exc:
+            return _to("/console/login?error=" + quote(str(exc)))
+        out = _to("/console")
+        out.set_cookie(COOKIE, token, httponly=True, samesite="strict", secure=secure_cookies, path="/console",
+                       max_age=int(session_hours * 3600))  # fmt: skip
+        out.delete_cookie(LOGIN_CSRF, path="/console")
+        return out
+
+    @api.post("/logout")
+    def logout(
+        person: StaffDep, csrf_token: Annotated[str, Form()], staff_session: Annotated[str | None, Cookie()] = None
+    ) -> Response:
+        auth.check_csrf(person, csrf_token)
+        auth.logout(engine, staff_session)
+        out = _to("/console/login")
+        out.delete_cookie(COOKIE, path="/console")
+        return out
+
+    @api.get("", response_class=HTMLResponse)
+    def queue_page(request: Request, person: PageStaff) -> Response:
+        return TEMPLATES.TemplateResponse(request, "queue.html", {"staff": person, **queue_data(person)})
+
+    @api.get("/api/queue")
+    def queue_json(person: StaffDep) -> dict[str, Any]:
+        return queue_data(person)
+
+    def queue_data(person: Staff) -> dict[str, Any]:
+        with Session(engine) as s:
+            active = list(s.exec(select(Handoff).where(col(Handoff.state).in_(ACTIVE_HANDOFF_STATES))
+                                 .order_by(col(Handoff.id))))  # fmt: skip
+            closed = list(s.exec(select(Handoff).where(col(Handoff.state).in_(CLOSED_STATES))
+                                 .order_by(col(Handoff.id).desc()).limit(20)))  # fmt: skip
+        return {
+            "active": [_row(service, h, person) for h in active],
+            "closed": [_row(service, h, person) for h in closed],
+        }
+
+    @api.get("/conversations/{conversation_id}", response_class=HTMLResponse)
+    def conversation_page(request: Request, conversation_id: str, person: PageStaff, error: str = "") -> Response:
+        data = conversation_data(conversation_id, person)
+        return TEMPLATES.TemplateResponse(request, "conversation.html", {"staff": person, "error": error[:300], **data})
+
+    @api.get("/api/conversations/{conversation_id}")
+    def conversation_json(conversation_id: str, person: StaffDep, after: int = 0) -> dict[str, Any]:
+        data = conversation_data(conversation_id, person, after=after)
+        data["conversation"] = {k: data["conversation"][k] for k in ("id", "channel", "customer_id")}
+        return data
+
+    def conversation_data(conversation_id: str, person: Staff, after: int = 0) -> dict[str, Any]:
+        with Session(engine) as s:
+            conv = s.get(Conversation, conversation_id)
+            handoff = s.exec(select(Handoff).where(Handoff.conversation_id == conversation_id)
+                             .order_by(col(Handoff.id).desc())).first()  # fmt: skip
+            transitions = history(s, handoff.id) if handoff and handoff.id else []
+        if conv is None and handoff is None:
+            from core.handoff import HandoffNotFound
+
+            raise HandoffNotFound(f"no conversation {conversation_id}")
+        return {
+            "conversation": {"id": conversation_id, "channel": conv.channel if conv else "rest",
+                             "customer_id": conv.customer_id if conv else None},
+            "handoff": _row(service, handoff, person) if handoff else None,
+            "transitions": [{"from": t.from_state, "to": t.to_state, "actor": t.actor, "at": t.at.isoformat(),
+                             "note": t.note} for t in transitions],
+            "messages": [message_public(m, staff=True) for m in service.messages(conversation_id, after=after)],
+        }  # fmt: skip
+
+    @api.post("/handoffs/{handoff_id}/reply")
+    def reply(
+        handoff_id: int, person: StaffDep, text: Annotated[str, Form(max_length=2000)],
+        csrf_token: Annotated[str, Form()],
+    ) -> Response:  # fmt: skip
+        me = actor(person, csrf_token)
+        message = service.agent_says(handoff_id, me.username, text, override=me.is_admin)
+        typing.clear(message.conversation_id)
+        return _to(f"/console/conversations/{quote(message.conversation_id, safe='')}#m{message.id}")
+
+    @api.post("/handoffs/{handoff_id}/{action}")
+    def act(
+        handoff_id: int, action: str, person: StaffDep, csrf_token: Annotated[str | None, Form()] = None,
+        x_csrf_token: Annotated[str | None, Header()] = None,
+    ) -> Response:  # fmt: skip
+        me = actor(person, csrf_token or x_csrf_token)
+        if action not in ACTIONS:
+            raise Forbidden(f"unknown action {action}; one of {', '.join(sorted(ACTIONS))}")
+        if action == "claim":
+            change = service.claim(handoff_id, me.username)
+        elif action == "release":
+            change = service.release(handoff_id, me.username, override=me.is_admin)
+        elif action == "resolve":
+            change = service.resolve(handoff_id, me.username, override=me.is_admin)
+        else:
+            change = service.hand_back(handoff_id, me.username, override=me.is_admin)
+        return _to(f"/console/conversations/{quote(change.handoff.conversation_id, safe='')}")
+
+    @api.post("/conversations/{conversation_id}/typing", status_code=204)
+    def agent_typing(
+        conversation_id: str, person: StaffDep, x_csrf_token: Annotated[str | None, Header()] = None
+    ) -> None:
+        actor(person, x_csrf_token)
+        typing.mark(conversation_id)
+
+    return api
+
+
+def _row(service: ChatService, h: Handoff, person: Staff) -> dict[str, Any]:
+    """A handoff as the queue lists it, with what this person may do with it."""
+    summary = service.summary(h)
+    mine = h.agent == person.username
+    can = person.can_act
+    return {
+        "id": h.id, "conversation_id": h.conversation_id, "channel": h.channel, "reason": h.reason,
+        "state": h.state, "agent": h.agent, "customer_id": summary.customer_id,
+        "created_at": h.created_at.isoformat(), "recent": summary.recent, "sentiment_trend": summary.sentiment_trend,
+        "can_claim": can and h.state == "queued",
+        "can_close": can and h.state == "claimed" and (mine or person.is_admin),
+        "can_reply": can and h.state == "claimed" and (mine or person.is_admin),
+    }  # fmt: skip
+
+
+def _to(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)

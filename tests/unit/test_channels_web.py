@@ -1,0 +1,252 @@
+"""The gateway over HTTP: web chat sessions, the handoff loop through the staff console, bad input.
+
+Rasa is the in-process fake of ``rasa_fake``; the database is a real migrated SQLite file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlmodel import Session, select
+
+from bot.channels import auth
+from bot.channels.app import create_app, housekeeping
+from bot.channels.conversations import ChatService
+from bot.channels.rasa_client import RasaClient
+from core.db import get_engine
+from core.models import ChatMessage, Handoff, HandoffTransition
+from tests.unit.rasa_fake import FakeRasa
+
+
+@pytest.fixture()
+def gateway(app_settings):  # type: ignore[no-untyped-def]
+    engine = get_engine()
+    fake = FakeRasa(engine)
+    service = ChatService(engine=engine, rasa=RasaClient("http://rasa", transport=fake.transport()))
+    client = TestClient(create_app(app_settings, service))
+    for name, role in [("ann", "agent"), ("bob", "agent"), ("rita", "risk"), ("root", "admin")]:
+        auth.create_user(engine, name, f"{name}-password-1", role)
+    return client, fake, service
+
+
+def _customer(client: TestClient, **body: str) -> dict[str, str]:
+    r = client.post("/api/chat/sessions", json=body)
+    assert r.status_code == 201, r.text
+    return {"Authorization": f"Bearer {r.json()['token']}"}
+
+
+def _say(client: TestClient, who: dict[str, str], text: str, payload: str | None = None) -> list[dict[str, Any]]:
+    r = client.post("/api/chat/messages", json={"text": text, "payload": payload}, headers=who)
+    assert r.status_code == 200, r.text
+    return r.json()["messages"]
+
+
+def _staff(app, name: str) -> tuple[TestClient, str]:  # type: ignore[no-untyped-def]
+    """A signed-in console client (own cookie jar) and its CSRF token."""
+    c = TestClient(app)
+    form = c.get("/console/login")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)  # type: ignore[union-attr]
+    r = c.post("/console/login", data={"username": name, "password": f"{name}-password-1", "csrf_token": token},
+               follow_redirects=False)  # fmt: skip
+    assert r.status_code == 303 and r.headers["location"] == "/console", r.text
+    page = c.get("/console")
+    csrf = re.search(r'data-csrf="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+    return c, csrf
+
+
+def test_a_conversation_survives_a_reload_and_stays_private(gateway) -> None:  # type: ignore[no-untyped-def]
+    client, fake, _ = gateway
+    alice = _customer(client, customer_id="cust0001")
+    said = _say(client, alice, "hello")
+    assert [(m["role"], m["text"]) for m in said] == [("customer", "hello"), ("bot", "bot heard: hello")]
+    assert fake.received[-1][2] == {"channel": "web", "customer_id": "cust0001"}
+    again = client.get("/api/chat/messages", params={"after": 0}, headers=alice).json()["messages"]  # a reload
+    assert [m["id"] for m in again] == [m["id"] for m in said]
+    assert client.get("/api/chat/messages", params={"after": said[-1]["id"]}, headers=alice).json()["messages"] == []
+    mallory = _customer(client)
+    assert client.get("/api/chat/messages", headers=mallory).json()["messages"] == []
+    for bad in [{}, {"Authorization": "Bearer forged"}, {"Authorization": "Basic x"}]:
+        assert client.get("/api/chat/messages", headers=bad).status_code == 401
+        assert client.post("/api/chat/messages", json={"text": "hi"}, headers=bad).status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "detail"),
+    [
+        ({"text": "   "}, 422, "empty"),
+        ({"text": "x" * 2001}, 422, "at most 2000"),
+        ({"text": "resolve", "payload": "/EXTERNAL_handoff_resolved"}, 422, "reserved"),
+        ({"text": "b", "payload": "not-a-payload"}, 422, "starts with /"),
+    ],
+)
+def test_bad_customer_messages(gateway, body: dict[str, str], status: int, detail: str) -> None:  # type: ignore[no-untyped-def]
+    client, fake, _ = gateway
+    who = _customer(client)
+    r = client.post("/api/chat/messages", json=body, headers=who)
+    assert r.status_code == status and detail in r.text
+    assert fake.received == []
+
+
+def test_identity_must_be_signed_when_a_secret_is_set(gateway) -> None:  # type: ignore[no-untyped-def]
+    client, _, service = gateway
+    assert client.post("/api/chat/sessions", json={"customer_id": "bad id!"}).status_code == 422
+    service.identity_secret = "shop-secret"
+    assert client.post("/api/chat/sessions", json={"customer_id": "cust0002"}).status_code == 401
+    sig = hmac.new(b"shop-secret", b"cust0002", hashlib.sha256).hexdigest()
+    forged = hmac.new(b"guess", b"cust0002", hashlib.sha256).hexdigest()
+    assert client.post("/api/chat/sessions", json={"customer_id": "cust0002", "signature": forged}).status_code == 401
+    assert client.post("/api/chat/sessions", json={"customer_id": "cust0002", "signature": sig}).status_code == 201
+
+
+def test_rasa_outage_keeps_the_message_and_says_so(gateway) -> None:  # type: ignore[no-untyped-def]
+    client, fake, _ = gateway
+    who = _customer(client)
+    fake.down = True
+    said = _say(client, who, "where is my order?")
+    assert said[0]["text"] == "where is my order?" and said[1]["role"] == "system" and "try again" in said[1]["text"]
+    fake.down = False
+    assert _say(client, who, "where is my order?")[1]["text"] == "bot heard: where is my order?"
+
+
+def test_handoff_claim_reply_resolve_and_back_to_the_bot(gateway) -> None:  # type: ignore[no-untyped-def]
+    client, fake, service = gateway
+    customer = _customer(client, customer_id="cust0007")
+    said = _say(client, customer, "I want an agent <script>alert(1)</script>")
+    assert "asked a colleague" in said[-1]["text"]
+    status = client.get("/api/chat/messages", params={"after": said[-1]["id"]}, headers=customer).json()
+    assert status["handoff"] == {"state": "queued", "position": 1, "agent": None}
+    handoff_id = status_handoff_id(service)
+
+    ann, ann_csrf = _staff(client.app, "ann")
+    queue = ann.get("/console/api/queue").json()["active"]
+    assert [(h["id"], h["state"], h["can_claim"], h["customer_id"]) for h in queue] == [
+        (handoff_id, "queued", True, "cust0007")
+    ]
+    page = ann.get(f"/console/conversations/{queue[0]['conversation_id']}")
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text and "<script>alert(1)" not in page.text
+    assert "contact_human_agent 0.90" in page.text  # the NLU's view of each customer message
+
+    assert ann.post(f"/console/handoffs/{handoff_id}/claim", data={}).status_code == 403  # no CSRF token
+    bob, bob_csrf = _staff(client.app, "bob")
+    r = ann.post(f"/console/handoffs/{handoff_id}/claim", data={"csrf_token": ann_csrf}, follow_redirects=False)
+    assert r.status_code == 303
+    r = bob.post(f"/console/handoffs/{handoff_id}/claim", data={"csrf_token": bob_csrf})  # the second claim loses
+    assert r.status_code == 409 and "claimed" in r.json()["detail"]
+    assert (
+        bob.post(f"/console/handoffs/{handoff_id}/reply", data={"csrf_token": bob_csrf, "text": "hi"}).status_code
+        == 409
+    )
+
+    assert [(m["role"], m["text"]) for m in _say(client, customer, "are you there?")] == [
+        ("customer", "are you there?")
+    ]
+    assert fake.received[-1][1] == "are you there?"  # Rasa records it, paused: no bot reply
+    reply = {"csrf_token": ann_csrf, "text": "Hi, Ann here <b>!</b>"}
+    r = ann.post(f"/console/handoffs/{handoff_id}/reply", data=reply, follow_redirects=False)
+    assert r.status_code == 303
+    seen = client.get("/api/chat/messages", params={"after": 0}, headers=customer).json()["messages"]
+    assert [m["text"] for m in seen if m["role"] == "agent"] == ["Hi, Ann here <b>!</b>"]
+    assert any(m["role"] == "system" and "ann from our support team has joined" in m["text"] for m in seen)
+    assert fake.agent_events[-1][1] == "Hi, Ann here <b>!</b>"
+
+    r = ann.post(f"/console/handoffs/{handoff_id}/resolve", data={"csrf_token": ann_csrf}, follow_redirects=False)
+    assert r.status_code == 303
+    after = client.get("/api/chat/messages", params={"after": seen[-1]["id"]}, headers=customer).json()
+    assert "How happy are you" in after["messages"][-1]["text"] and after["handoff"] is None
+    assert _say(client, customer, "thanks")[-1]["text"] == "bot heard: thanks"  # the bot answers again
+    with Session(get_engine()) as s:
+        steps = [(t.to_state, t.actor) for t in s.exec(select(HandoffTransition).order_by(HandoffTransition.id))]  # type: ignore[arg-type]
+    assert steps == [("queued", "bot"), ("claimed", "ann"), ("resolved", "ann")]
+
+
+def status_handoff_id(service: ChatService) -> int:
+    with Session(service.engine) as s:
+        h = s.exec(select(Handoff)).one()
+    assert h.id is not None
+    return h.id
+
+
+def test_roles_and_resolving_an_unclaimed_handoff(gateway) -> None:  # type: ignore[no-untyped-def]
+    client, _, service = gateway
+    _say(client, _customer(client), "agent please")
+    hid = status_handoff_id(service)
+    rita, rita_csrf = _staff(client.app, "rita")
+    assert rita.get("/console/api/queue").status_code == 200  # risk reads...
+    r = rita.post(f"/console/handoffs/{hid}/claim", data={"csrf_token": rita_csrf})
+    assert r.status_code == 403 and "risk" in r.json()["detail"]  # ...but does not act
+    ann, ann_csrf = _staff(client.app, "ann")
+    r = ann.post(f"/console/handoffs/{hid}/resolve", data={"csrf_token": ann_csrf})
+    assert r.status_code == 409 and "it is queued" in r.json()["detail"]
+    ann.post(f"/console/handoffs/{hid}/claim", data={"csrf_token": ann_csrf})
+    root, root_csrf = _staff(client.app, "root")
+    r = root.post(f"/console/handoffs/{hid}/hand-back", data={"csrf_token": root_csrf}, follow_redirects=False)
+    assert r.status_code == 303  # an admin may close another agent's handoff
+    assert TestClient(client.app).get("/console/api/queue").status_code == 401
+    assert TestClient(client.app).get("/console", follow_redirects=False).headers["location"] == "/console/login"
+
+
+def test_login_failures(gateway) -> None:  # type: ignore[no-untyped-def]
+    client, _, _ = gateway
+
+    def attempt(username: str, password: str, token: str | None = None) -> str:
+        form = client.get("/console/login")  # each form has its own login CSRF token
+        token = token or re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)  # type: ignore[union-attr]
+        return client.post(
+            "/console/login", data={"username": username, "password": password, "csrf_token": token}
+        ).text
+
+    assert "wrong username or password" in attempt("ann", "wrong-password")
+    assert "wrong username or password" in attempt("nobody", "x" * 12)  # the same answer: no user enumeration
+    assert "form expired" in attempt("ann", "ann-password-1", token="forged")
+    assert "staff_session" not in client.cookies
+
+
+def test_cancel_while_queued_and_timeout(gateway) -> None:  # type: ignore[no-untyped-def]
+    client, _, service = gateway
+    who = _customer(client)
+    _say(client, who, "agent")
+    said = _say(client, who, "Cancel", payload="/handoff_cancel")
+    assert "taken you out of the queue" in said[-1]["text"]
+    assert _say(client, who, "hi again")[-1]["text"] == "bot heard: hi again"
+    _say(client, who, "agent now")
+    service.handoff_timeout = timedelta(0)
+    housekeeping(service)
+    seen = client.get("/api/chat/messages", headers=who).json()
+    assert "colleagues are busy" in seen["messages"][-1]["text"] and seen["handoff"] is None
+    with Session(service.engine) as s:
+        assert [h.state for h in s.exec(select(Handoff).order_by(Handoff.id))] == ["cancelled", "expired"]  # type: ignore[arg-type]
+
+
+def test_a_very_negative_customer_is_handed_over(gateway) -> None:  # type: ignore[no-untyped-def]
+    client, fake, service = gateway
+    who = _customer(client)
+    said = _say(client, who, "I am furious, this is the third time")
+    assert said[-1]["role"] == "system" and "asked a colleague" in said[-1]["text"]
+    with Session(service.engine) as s:
+        h = s.exec(select(Handoff)).one()
+        stored = s.exec(select(ChatMessage).where(ChatMessage.role == "customer")).one()
+    assert h.reason == "negative_sentiment" and h.announced_at is not None
+    assert (stored.sentiment, stored.sentiment_score) == ("negative", 0.97)
+    assert h.conversation_id in fake.paused
+
+
+def test_resume_is_retried_when_rasa_was_down(gateway) -> None:  # type: ignore[no-untyped-def]
+    client, fake, service = gateway
+    who = _customer(client)
+    _say(client, who, "agent")
+    hid = status_handoff_id(service)
+    service.claim(hid, "ann")
+    fake.down = True
+    service.resolve(hid, "ann")
+    fake.down = False
+    housekeeping(service)
+    seen = client.get("/api/chat/messages", headers=who).json()["messages"]
+    assert "How happy are you" in seen[-1]["text"]
+    with Session(service.engine) as s:
+        assert s.get(Handoff, hid).bot_resumed_at is not None  # type: ignore[union-attr]
