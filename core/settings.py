@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     nlu_port: int = 5006
     action_port: int = 5055
     rasa_port: int = 5005
+    # Where the gateway reaches Rasa; empty = http://<host>:<rasa_port> (compose: http://rasa:5005).
+    rasa_url: str = ""
 
     # Shared secret Rasa sends to the NLU service (`token` field / query param).
     nlu_token: str = Field(default="", repr=False)

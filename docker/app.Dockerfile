@@ -1,4 +1,4 @@
-# Image of the main environment: NLU service, action server, worker (one image, three commands).
+# Image of the main environment: NLU service, action server, worker, channels gateway (one image, four commands).
 FROM python:3.11-slim
 WORKDIR /app
 ENV PYTHONPATH=/app HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PIP_DISABLE_PIP_VERSION_CHECK=1

@@ -23,6 +23,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
+from bot.actions.handoff import channel_of
 from core.db import get_engine, session_scope
 from core.models import RecImpression
 from core.settings import get_settings
@@ -116,7 +117,7 @@ class ActionRecommendProducts(Action):
             recs = service.recommend(customer, CARDS, c)
             request_id = uuid.uuid4().hex[:16]
             if recs:
-                _log_impressions(recs, request_id, customer, tracker.get_latest_input_channel() or "")
+                _log_impressions(recs, request_id, customer, channel_of(tracker))
         except (RecommenderError, SQLAlchemyError, OSError):
             log.exception("recommendation failed")
             dispatcher.utter_message(text="I can't pick products for you right now, sorry. Please try again later.")

@@ -249,6 +249,7 @@ def test_browser_customer_asks_for_a_human_agent_claims_replies_resolves(stack: 
         browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
         try:
             customer = browser.new_context().new_page()
+            customer.set_default_timeout(30_000)
             dialogs: list[str] = []
             customer.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
             customer.goto(f"{stack.gateway}/chat?customer=cust0005")
@@ -278,9 +279,14 @@ def test_browser_customer_asks_for_a_human_agent_claims_replies_resolves(stack: 
             expect(agent.locator("#transcript")).to_contain_text('<img src=x onerror="alert(1)">')
             agent.click("button[name=claim]")
             expect(agent.locator("#handoff .state")).to_have_text("claimed")
+            customer.context.set_offline(True)  # the customer's network drops...
+            expect(customer.locator("#banner")).to_contain_text("reconnecting", timeout=60_000)
+            agent.locator("textarea[name=text]").press_sequentially("Hi, I'm Sam")  # the typing indicator...
             agent.fill("textarea[name=text]", "Hi, I'm Sam from support. Let me look into it.")
             agent.click("button[name=send]")
-            expect(log).to_contain_text("Let me look into it.", timeout=30_000)  # arrives by long polling
+            customer.context.set_offline(False)  # ...and comes back: nothing is lost
+            expect(log).to_contain_text("Let me look into it.", timeout=60_000)  # arrives by long polling
+            expect(customer.locator("#banner")).to_be_hidden()
             agent.click("button[name=resolve]")
             expect(agent.locator("#handoff .state")).to_have_text("resolved")
 

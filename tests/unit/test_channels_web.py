@@ -250,3 +250,19 @@ def test_resume_is_retried_when_rasa_was_down(gateway) -> None:  # type: ignore[
     assert "How happy are you" in seen[-1]["text"]
     with Session(service.engine) as s:
         assert s.get(Handoff, hid).bot_resumed_at is not None  # type: ignore[union-attr]
+
+
+def test_agent_typing_shows_in_the_customers_widget(gateway) -> None:  # type: ignore[no-untyped-def]
+    client, _, service = gateway
+    who = _customer(client)
+    _say(client, who, "agent")
+    hid = status_handoff_id(service)
+    ann, csrf = _staff(client.app, "ann")
+    ann.post(f"/console/handoffs/{hid}/claim", data={"csrf_token": csrf})
+    with Session(service.engine) as s:
+        conversation_id = s.get(Handoff, hid).conversation_id  # type: ignore[union-attr]
+    assert client.get("/api/chat/messages", headers=who).json()["agent_typing"] is False
+    assert ann.post(f"/console/conversations/{conversation_id}/typing").status_code == 403  # CSRF header missing
+    r = ann.post(f"/console/conversations/{conversation_id}/typing", headers={"X-CSRF-Token": csrf})
+    assert r.status_code == 204
+    assert client.get("/api/chat/messages", headers=who).json()["agent_typing"] is True

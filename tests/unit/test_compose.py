@@ -20,15 +20,16 @@ def test_compose_file_validates() -> None:
 def test_compose_describes_the_production_stack() -> None:
     doc = yaml.safe_load(Path("docker-compose.yml").read_text())
     services = doc["services"]
-    assert {"rasa", "actions", "nlu", "postgres", "redis", "rabbitmq", "worker"} <= set(services)
-    for name in ("rasa", "actions", "nlu", "postgres", "redis", "rabbitmq"):
+    assert {"rasa", "actions", "nlu", "postgres", "redis", "rabbitmq", "worker", "gateway"} <= set(services)
+    for name in ("rasa", "actions", "nlu", "postgres", "redis", "rabbitmq", "gateway"):
         assert "healthcheck" in services[name], name
     assert services["rasa"]["deploy"]["replicas"] >= 2  # needs the Redis lock store
+    assert "ports" not in services["rasa"]  # customers go through the gateway, which pauses the bot in handoffs
 
 
 def test_secrets_have_no_defaults() -> None:
     text = Path("docker-compose.yml").read_text()
-    for var in ("POSTGRES_PASSWORD", "REDIS_PASSWORD", "RABBITMQ_PASSWORD", "NLU_TOKEN"):
+    for var in ("POSTGRES_PASSWORD", "REDIS_PASSWORD", "RABBITMQ_PASSWORD", "NLU_TOKEN", "WEBCHAT_IDENTITY_SECRET"):
         uses = re.findall(r"(?<!\$)\$\{" + var + r"([^}]*)\}", text)
         assert uses and all(u.startswith(":?") for u in uses), var
     endpoints = yaml.safe_load(Path("docker/endpoints.yml").read_text())
