@@ -202,12 +202,15 @@ class ChatService:
             assert active.id is not None
             return [mine, *self._close(active.id, "cancel", actor="customer", note="cancelled by the customer")]
         if to_rasa == CANCEL_PAYLOAD:  # a stale Cancel button: nothing to cancel
-            return [mine, *self._system(conv, "You're not waiting for a colleague right now. How can I help?")]
+            return [
+                mine,
+                *self._system(conv, "You're not waiting for a colleague right now. How can I help?", push=True),
+            ]
         try:
             replies = self.rasa.send(conv.id, to_rasa, {"channel": conv.channel, "customer_id": conv.customer_id})
         except RasaUnavailable:
             note = "Sorry, I can't answer right now. Your message is saved; please try again in a minute."
-            return [mine, *self._system(conv, note)]
+            return [mine, *self._system(conv, note, push=True)]
         self._annotate(mine)
         new = [mine, *self._store(conv.id, [_from_rasa(conv.id, r) for r in replies])]
         if active is not None:

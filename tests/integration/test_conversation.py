@@ -191,7 +191,8 @@ class Console:
 @pytest.mark.parametrize("database_url", DBS, indirect=True)
 def test_handoff_to_a_person_and_back_through_the_gateway(stack: Stack) -> None:
     web = httpx.Client(base_url=stack.gateway, timeout=60)
-    token = web.post("/api/chat/sessions", json={"customer_id": "cust0003"}).json()["token"]
+    session = web.post("/api/chat/sessions", json={"customer_id": "cust0003"}).json()
+    token, conversation_id = session["token"], session["conversation_id"]
     me = {"Authorization": f"Bearer {token}"}
 
     def say(text: str, payload: str | None = None) -> list[dict]:  # type: ignore[type-arg]
@@ -205,7 +206,7 @@ def test_handoff_to_a_person_and_back_through_the_gateway(stack: Stack) -> None:
     assert [m["role"] for m in say("hello? anyone there?")] == ["customer"]  # the bot is paused
     engine = make_engine(stack.settings.app_db_url)
     with Session(engine) as s:
-        handoff = s.exec(select(Handoff).where(Handoff.state == "queued")).one()
+        handoff = s.exec(select(Handoff).where(Handoff.conversation_id == conversation_id)).one()
     assert handoff.id is not None and handoff.channel == "web" and handoff.announced_at is not None
     admin = Console(stack, "admin", stack.admin_password)
     assert admin.act(handoff.id, "resolve").status_code == 409  # unclaimed
@@ -275,7 +276,7 @@ def test_browser_customer_asks_for_a_human_agent_claims_replies_resolves(stack: 
             agent.fill("input[name=username]", "admin")
             agent.fill("input[name=password]", stack.admin_password)
             agent.click("button[type=submit]")
-            agent.locator("#active a").first.click()
+            agent.locator("#active tr", has_text="cust0005").locator("a").click()  # other tests queue others
             expect(agent.locator("#transcript")).to_contain_text('<img src=x onerror="alert(1)">')
             agent.click("button[name=claim]")
             expect(agent.locator("#handoff .state")).to_have_text("claimed")

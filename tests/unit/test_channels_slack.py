@@ -147,3 +147,11 @@ def test_customer_buttons_in_slack_send_their_payload(slack) -> None:  # type: i
     posts = mock.wait_for("chat.postMessage", 4)
     assert any("taken you out of the queue" in p["text"] and p["channel"] == "DCUST" for p in posts)
     assert [r[1] for r in fake.received] == ["agent please"]  # the cancel never reached Rasa as a message
+
+
+def test_a_rasa_outage_is_told_to_the_slack_customer(slack) -> None:  # type: ignore[no-untyped-def]
+    client, mock, fake, _ = slack
+    fake.down = True
+    _dm(client, "where is my parcel?", "EvO1")
+    posts = mock.wait_for("chat.postMessage", 1)
+    assert posts[0]["channel"] == "DCUST" and "try again in a minute" in posts[0]["text"]
