@@ -38,7 +38,7 @@ class DetectorConfig:
     ewma_alpha: float = 0.3  # weight of each bin in the EWMA of z
     ewma_sigmas: float = 3.0  # EWMA control limit, in its own standard deviations
     cusum_k: float = 0.5  # CUSUM allowance (z units)
-    cusum_h: float = 5.0  # CUSUM decision threshold (z units)
+    cusum_h: float = 5.0  # CUSUM decision threshold (z units); the sum restarts from 0 after each signal
     ceiling: float = 0.8  # a negative rate above this is anomalous whatever the baseline
 
 
@@ -101,8 +101,10 @@ class TopicDetector:
         reasons = list(ceiling)
         if self.ewma > c.ewma_sigmas * math.sqrt(c.ewma_alpha / (2 - c.ewma_alpha)):
             reasons.append("ewma")
-        if self.cusum > c.cusum_h:
-            reasons.append("cusum")
+        if self.cusum > c.cusum_h:  # accumulated evidence: signal, and start over (restart after signal)
+            self.cusum = 0.0
+            if z > 0:  # ... counted only while this bin is still above the baseline
+                reasons.append("cusum")
         alpha = c.anomaly_alpha if reasons else c.baseline_alpha
         self.baseline = alpha * rate + (1 - alpha) * self.baseline
         self.normal_bins += 0 if reasons else 1

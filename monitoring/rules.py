@@ -7,7 +7,8 @@ whose condition stops is dropped without a word.
 
 Alerts are grouped into **incidents** by the labels in ``group_by`` (none: every alert firing at
 the same time belongs to one incident, which is what one broken checkout looks like across intent,
-product and channel topics). An incident sends exactly one ``firing`` notification when it opens,
+product and channel topics). An incident sends exactly one ``firing`` notification ``group_wait``
+after it opens (so the notice lists the topics that join it meanwhile),
 a ``repeat`` every ``repeat_interval`` while it lasts, and one ``resolved`` when its last alert
 resolves. A group that fires again within ``cooldown`` of resolving reopens the same incident
 silently (flapping pages nobody). Silences mute matching alerts: they are tracked, never notified.
@@ -27,6 +28,7 @@ class RuleConfig:
     keep_firing_for: float = 900.0
     repeat_interval: float = 4 * 3600.0
     cooldown: float = 1800.0
+    group_wait: float = 0.0  # wait this long after an incident opens, so its first notice lists all its topics
     group_by: tuple[str, ...] = ()
 
 
@@ -65,6 +67,7 @@ class Incident:
     keys: set[str] = field(default_factory=set)
     resolved: float | None = None
     notified: bool = False
+    quiet: bool = False  # reopened within the cooldown: nobody was told, so its end is not announced either
     last_notified: float = 0.0
 
 
@@ -112,9 +115,10 @@ class AlertEngine:
         for alert in firing:
             incident = self._incident_for(alert, t)
             if incident.resolved is not None:  # a flap within the cooldown: the same incident, silently
-                incident.resolved = None
+                incident.resolved, incident.quiet = None, True
             incident.keys.add(alert.key)
-            if not incident.notified:
+        for incident in self.incidents.values():
+            if not incident.notified and incident.resolved is None and t - incident.opened >= self.config.group_wait:
                 incident.notified, incident.last_notified = True, t
                 out.append(self._note("firing", incident, t))
         for incident in self.incidents.values():
@@ -123,9 +127,10 @@ class AlertEngine:
             live = {k for k in incident.keys if self.alerts[k].state == "firing"}
             if not live:
                 incident.resolved = t
-                out.append(self._note("resolved", incident, t))
-            elif t - incident.last_notified >= self.config.repeat_interval:
-                incident.last_notified = t
+                if incident.notified and not incident.quiet:
+                    out.append(self._note("resolved", incident, t))
+            elif incident.notified and t - incident.last_notified >= self.config.repeat_interval:
+                incident.last_notified, incident.quiet = t, False
                 out.append(self._note("repeat", incident, t))
         for old in [
             i.id for i in self.incidents.values() if i.resolved is not None and t - i.resolved >= self.config.cooldown

@@ -46,9 +46,7 @@ def test_one_incident_across_topics_and_repeats_while_it_lasts() -> None:
 def test_a_flap_within_the_cooldown_reopens_silently() -> None:
     engine = AlertEngine(RuleConfig(for_seconds=0, keep_firing_for=0, cooldown=4 * BIN))
     notes = _run(engine, {"t": [True, False, True, False, False, False, False, False, True]})
-    assert [(kind, incident) for _, kind, incident, _ in notes] == [
-        ("firing", 1), ("resolved", 1), ("resolved", 1), ("firing", 2),
-    ]  # fmt: skip
+    assert [(kind, incident) for _, kind, incident, _ in notes] == [("firing", 1), ("resolved", 1), ("firing", 2)]
 
 
 def test_grouping_by_a_label_separates_incidents() -> None:
