@@ -6,7 +6,7 @@ import re
 
 _PATTERNS = [
     (re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"), "[email]"),
-    (re.compile(r"\b(?:\d[ -]?){13,19}\b"), "[card]"),
+    (re.compile(r"\b\d(?:[ -]?\d){12,18}\b"), "[card]"),
     (re.compile(r"(?<!\w)\+?\d[\d .()-]{7,}\d(?!\w)"), "[phone]"),
     (re.compile(r"https?://\S+"), "[link]"),
     (re.compile(r"@\w{2,}"), "@[user]"),
