@@ -138,6 +138,24 @@ class AlertEngine:
             del self.incidents[old]  # past its cooldown: a new firing opens a new incident
         return out
 
+    def state(self) -> dict[str, Any]:
+        """Alerts and open incidents as JSON-ready data (checkpointed with the stream position)."""
+        return {
+            "alerts": [vars(a) for a in self.alerts.values()],
+            "incidents": [{**vars(i), "group": [list(g) for g in i.group], "keys": sorted(i.keys)}
+                          for i in self.incidents.values()],
+            "next_incident": self.next_incident,
+        }  # fmt: skip
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Continue from :meth:`state` (after a restart)."""
+        self.alerts = {a["key"]: Alert(**a) for a in state["alerts"]}
+        self.incidents = {}
+        for raw in state["incidents"]:
+            i = Incident(**{**raw, "group": tuple(tuple(g) for g in raw["group"]), "keys": set(raw["keys"])})
+            self.incidents[i.id] = i
+        self.next_incident = int(state["next_incident"])
+
     def _incident_for(self, alert: Alert, t: float) -> Incident:
         group = tuple((k, alert.labels.get(k, "")) for k in self.config.group_by)
         for incident in self.incidents.values():

@@ -122,6 +122,36 @@ class Monitor:
             self.closed_before = last
         return out
 
+    def state(self) -> dict[str, Any]:
+        """Everything needed to continue after a restart, as JSON-ready data."""
+        return {
+            "detectors": {k: d.state() for k, d in self.detectors.items()},
+            "labels": self.labels,
+            "bins": {str(i): {"n": dict(b.n), "negative": dict(b.negative), "examples": dict(b.examples)}
+                     for i, b in self.bins.items()},
+            "closed_before": self.closed_before,
+            "watermark": self.watermark if math.isfinite(self.watermark) else None,
+            "late": self.late,
+            "skipped": self.skipped,
+            "engine": self.engine.state(),
+        }  # fmt: skip
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Continue from :meth:`state`: the same bins, baselines, pending alerts and open incidents."""
+        self.detectors = {k: TopicDetector.restore(v, self.detector) for k, v in state["detectors"].items()}
+        self.labels = {k: dict(v) for k, v in state["labels"].items()}
+        self.bins = {}
+        for index, raw in state["bins"].items():
+            b = _Bin()
+            b.n.update(raw["n"])
+            b.negative.update(raw["negative"])
+            b.examples.update({k: list(v) for k, v in raw["examples"].items()})
+            self.bins[int(index)] = b
+        self.closed_before = state["closed_before"]
+        self.watermark = -math.inf if state["watermark"] is None else float(state["watermark"])
+        self.late, self.skipped = int(state["late"]), int(state["skipped"])
+        self.engine.restore(state["engine"])
+
     def _close(self, index: int) -> list[Notification]:
         b = self.bins.pop(index, _Bin())
         t = (index + 1) * self.detector.bin_seconds

@@ -70,3 +70,21 @@ def test_topics_of_a_turn() -> None:
 )
 def test_redaction(text: str, want: str) -> None:
     assert redact(text) == want
+
+
+def test_a_restart_in_the_middle_of_an_incident_changes_nothing() -> None:
+    import json
+
+    rng = np.random.default_rng(4)
+    stream = _traffic(rng, 0, 10, 600, {}) + _traffic(rng, 10 * HOUR, 1, 600, {"payments": 0.9})
+    stream += _traffic(rng, 11 * HOUR, 4, 600, {})
+    cut = next(i for i, t in enumerate(stream) if t.ts > 10.3 * HOUR)  # the incident is open here
+    rules = RuleConfig(for_seconds=300, keep_firing_for=900, group_wait=300)
+    straight = Monitor(rules=rules)
+    want = [(n.kind, n.incident_id, n.at) for t in stream for n in straight.add(t)]
+    first = Monitor(rules=rules)
+    got = [(n.kind, n.incident_id, n.at) for t in stream[:cut] for n in first.add(t)]
+    second = Monitor(rules=rules)
+    second.restore(json.loads(json.dumps(first.state())))  # through JSON, as the checkpoint stores it
+    got += [(n.kind, n.incident_id, n.at) for t in stream[cut:] for n in second.add(t)]
+    assert got == want and [k for k, _, _ in want] == ["firing", "resolved"]
