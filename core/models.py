@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import Index, LargeBinary, UniqueConstraint, text
+from sqlalchemy import Index, LargeBinary, Text, UniqueConstraint, text
 from sqlmodel import Column, Field, SQLModel
 
 
@@ -285,3 +285,50 @@ class RecImpression(SQLModel, table=True):
     reason: str = Field(max_length=300)
     channel: str = Field(default="", max_length=32)
     shown_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class MonitorState(SQLModel, table=True):
+    """The sentiment monitor's checkpoint: the last turn it counted and its whole state, saved together."""
+
+    __tablename__ = "monitor_state"
+
+    name: str = Field(primary_key=True, max_length=64)
+    position: int = 0  # turn.id of the last turn counted
+    state: str = Field(default="{}", sa_column=Column(Text, nullable=False))  # JSON of monitoring.stream.Monitor
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class AlertIncident(SQLModel, table=True):
+    """A negative-sentiment incident: the topics that fired together, with evidence, and who acknowledged it."""
+
+    __tablename__ = "alert_incident"
+
+    id: int | None = Field(default=None, primary_key=True)
+    engine_id: int = Field(unique=True)  # the monitor's own incident number
+    state: str = Field(default="firing", max_length=16, index=True)  # firing | resolved
+    opened_at: datetime = Field(index=True)
+    resolved_at: datetime | None = None
+    topics: str = Field(default="[]", sa_column=Column(Text, nullable=False))  # JSON list of topic keys
+    evidence: str = Field(
+        default="{}", sa_column=Column(Text, nullable=False)
+    )  # JSON: per topic counts, rates, examples
+    acked_by: str | None = Field(default=None, max_length=100)
+    acked_at: datetime | None = None
+    ack_via: str | None = Field(default=None, max_length=16)  # slack | console
+
+
+class AlertDelivery(SQLModel, table=True):
+    """One notification of an incident to one sink (outbox: sent by the delivery loop, retried with backoff)."""
+
+    __tablename__ = "alert_delivery"
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="alert_incident.id", index=True)
+    kind: str = Field(max_length=16)  # firing | repeat | resolved
+    sink: str = Field(max_length=16)  # slack | webhook
+    status: str = Field(default="pending", max_length=16, index=True)  # pending | sent | failed
+    attempts: int = 0
+    next_attempt_at: datetime = Field(default_factory=utcnow, index=True)
+    last_error: str = Field(default="", max_length=1000)
+    created_at: datetime = Field(default_factory=utcnow)
+    sent_at: datetime | None = None

@@ -80,6 +80,11 @@ class Settings(BaseSettings):
     slack_handoff_channel: str = ""  # channel id where new handoffs are posted with Claim / Resolve
     slack_api_url: str = "https://slack.com/api/"  # tests point this at a local mock of the Web API
 
+    # Sentiment alerts (monitoring.worker): the risk team's Slack channel id and/or a signed webhook.
+    risk_slack_channel: str = ""
+    alert_webhook_url: str = ""
+    alert_webhook_secret: str = Field(default="", repr=False)  # required when alert_webhook_url is set
+
     # Python 3.10 virtual environment holding Rasa (built by scripts/setup.sh).
     rasa_venv: Path = ROOT / ".venv-rasa"
 

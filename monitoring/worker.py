@@ -1,7 +1,9 @@
 """The background job of the stack: ``python -m monitoring.worker [--once] [--interval S]``.
 
-Today it keeps the ``turn`` table in step with Rasa's tracker store; the
-sentiment detectors hook in here.
+Each round: copy new turns from Rasa's tracker store (``monitoring.ingest``), run the sentiment
+monitor over them (``monitoring.job``, checkpointed) and send due alert notifications
+(``monitoring.sinks``: the Slack risk channel, a signed webhook). ``--once`` does one round and
+exits (for cron). A failing database, NLU or sink is logged and retried next round.
 """
 
 from __future__ import annotations
@@ -10,44 +12,82 @@ import argparse
 import logging
 import signal
 import threading
+import time
 
+from slack_sdk import WebClient
 from sqlalchemy.exc import SQLAlchemyError
 
 from core.db import get_engine
-from core.settings import get_settings
+from core.errors import ConfigError
+from core.settings import Settings, get_settings
 from monitoring.ingest import ingest_all
+from monitoring.job import nlu_scorer, run_pass
+from monitoring.sinks import Sink, SlackRiskSink, WebhookSink, deliver_pending
+from monitoring.stream import Monitor
 
 log = logging.getLogger(__name__)
 
 
-def run_forever(interval: float, stop: threading.Event) -> None:
-    """Ingest every ``interval`` seconds until ``stop`` is set; database errors are retried."""
-    s = get_settings()
+def build_sinks(s: Settings) -> dict[str, Sink]:
+    """The alert sinks the settings configure (none: alerts are only stored)."""
+    sinks: dict[str, Sink] = {}
+    if s.slack_bot_token and s.risk_slack_channel:
+        client = WebClient(token=s.slack_bot_token, base_url=s.slack_api_url)
+        sinks["slack"] = SlackRiskSink(client, s.risk_slack_channel, s.public_base_url + "/console")
+    if s.alert_webhook_url:
+        if not s.alert_webhook_secret:
+            raise ConfigError("ALERT_WEBHOOK_URL is set but ALERT_WEBHOOK_SECRET is not: webhooks must be signed")
+        sinks["webhook"] = WebhookSink(s.alert_webhook_url, s.alert_webhook_secret)
+    return sinks
+
+
+def one_round(s: Settings, sinks: dict[str, Sink]) -> None:
+    """Ingest, detect, deliver; each step's failure is logged and does not stop the others."""
     tracker, app = get_engine(s.tracker_db_url), get_engine(s.app_db_url)
+    try:
+        ingest_all(tracker, app)
+    except SQLAlchemyError as exc:
+        log.warning("ingest failed, retrying next round: %s", exc.__class__.__name__)
+    try:
+        scorer = nlu_scorer(s.url(s.nlu_port), s.nlu_token)
+        while run_pass(app, Monitor, list(sinks), scorer=scorer, now=time.time()) > 0:
+            pass
+    except SQLAlchemyError as exc:
+        log.warning("monitor pass failed, retrying next round: %s", exc.__class__.__name__)
+    try:
+        deliver_pending(app, sinks)
+    except SQLAlchemyError as exc:
+        log.warning("alert delivery failed, retrying next round: %s", exc.__class__.__name__)
+
+
+def run_forever(interval: float, stop: threading.Event) -> None:
+    """A round every ``interval`` seconds until ``stop`` is set."""
+    s = get_settings()
+    sinks = build_sinks(s)
     while not stop.is_set():
-        try:
-            ingest_all(tracker, app)
-        except SQLAlchemyError as exc:
-            log.warning("ingest failed, retrying in %.0f s: %s", interval, exc.__class__.__name__)
+        one_round(s, sinks)
         stop.wait(interval)
 
 
 def main(argv: list[str] | None = None) -> None:
     """CLI entry point."""
     p = argparse.ArgumentParser(prog="python -m monitoring.worker")
-    p.add_argument("--once", action="store_true", help="ingest what is there, then exit (for cron)")
-    p.add_argument("--interval", type=float, default=2.0, help="seconds between passes")
+    p.add_argument("--once", action="store_true", help="one round (ingest, detect, deliver), then exit (for cron)")
+    p.add_argument("--interval", type=float, default=2.0, help="seconds between rounds")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if args.once:
-        s = get_settings()
-        n = ingest_all(get_engine(s.tracker_db_url), get_engine(s.app_db_url))
-        log.info("ingested %d turns", n)
-        return
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    run_forever(args.interval, stop)
+    try:
+        if args.once:
+            s = get_settings()
+            one_round(s, build_sinks(s))
+            return
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+        run_forever(args.interval, stop)
+    except ConfigError as exc:
+        log.error("%s", exc)
+        raise SystemExit(2) from exc
 
 
 if __name__ == "__main__":

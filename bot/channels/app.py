@@ -49,7 +49,7 @@ def housekeeping(service: ChatService) -> None:
     for step in (service.expire_stale, service.announce_pending, service.resume_pending):
         try:
             step()
-        except Exception:
+        except Exception:  # the loop must survive a database or Rasa hiccup; the next round retries
             log.exception("housekeeping step %s failed", step.__name__)
 
 

@@ -31,6 +31,7 @@ from bot.channels.errors import BadMessage, NotAuthenticated, RasaUnavailable
 from bot.channels.rasa_client import RasaClient
 from core.handoff import (
     Change,
+    HandoffError,
     HandoffNotFound,
     InvalidTransition,
     NotYourHandoff,
@@ -358,7 +359,7 @@ class ChatService:
             try:
                 self._close(handoff_id, "expire", actor="system", note="nobody claimed it in time")
                 done += 1
-            except Exception as exc:
+            except HandoffError as exc:  # an agent's claim won the race: nothing to expire
                 log.info("handoff #%s not expired: %s", handoff_id, exc)
         return done
 
@@ -496,7 +497,7 @@ class ChatService:
         """Call a notifier; a failing Slack must not break the web chat (logged, retried by people)."""
         try:
             return fn(*args)
-        except Exception:
+        except Exception:  # isolation boundary: an external notifier never breaks the conversation
             log.exception("notifier %s failed", getattr(fn, "__qualname__", fn))
             return None
 

@@ -4,6 +4,8 @@ One slack-bolt app (manifest: ``bot/channels/slack_manifest.yml``) behind ``POST
 
 - **customers**: a DM to the app is a customer turn (conversation ``slack-<team>-<user>``); the
   bot's and agents' messages go back to the DM, buttons included;
+- **risk team**: sentiment alerts posted by ``monitoring.sinks`` carry an Acknowledge button,
+  recorded here with who pressed it;
 - **staff**: each new handoff is posted to ``SLACK_HANDOFF_CHANNEL`` with a summary, the transcript
   link, the sentiment trend and Claim / Resolve buttons; a staff reply in the post's thread
   reaches the customer; customer messages of an active handoff are copied into the thread.
@@ -37,6 +39,7 @@ from core.errors import CoreError
 from core.handoff import Change
 from core.models import ChatMessage, Conversation, Handoff, SlackEvent
 from core.settings import Settings
+from monitoring.sinks import acknowledge
 
 log = logging.getLogger(__name__)
 MAX_SLACK_TEXT = 3000
@@ -189,6 +192,17 @@ def build_slack_app(service: ChatService, settings: Settings, client: WebClient 
     def on_resolve(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
         ack()
         _staff_action(service, client, body, int(action["value"]), "resolve")
+
+    @app.action("alert_ack")
+    def on_alert_ack(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
+        ack()
+        user, channel = body["user"]["id"], body["channel"]["id"]
+        staff = staff_by_slack_id(service.engine, user)
+        incident = acknowledge(service.engine, int(action["value"]), staff.username if staff else f"slack:{user}",
+                               "slack")  # fmt: skip
+        text = (f"Incident #{incident.id} is acknowledged by {incident.acked_by}." if incident
+                else f"There is no incident #{action['value']}.")  # fmt: skip
+        client.chat_postEphemeral(channel=channel, user=user, text=text)
 
     return app
 

@@ -155,3 +155,23 @@ def test_a_rasa_outage_is_told_to_the_slack_customer(slack) -> None:  # type: ig
     _dm(client, "where is my parcel?", "EvO1")
     posts = mock.wait_for("chat.postMessage", 1)
     assert posts[0]["channel"] == "DCUST" and "try again in a minute" in posts[0]["text"]
+
+
+def test_the_risk_team_acknowledges_an_alert_in_slack(slack) -> None:  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime
+
+    from core.models import AlertIncident
+
+    client, mock, _, service = slack
+    with Session(service.engine) as s:
+        incident = AlertIncident(engine_id=7, opened_at=datetime.now(UTC))
+        s.add(incident)
+        s.commit()
+        incident_id = incident.id
+    _click(client, "UANN", "CRISK", "alert_ack", str(incident_id))
+    assert "acknowledged by ann" in mock.wait_for("chat.postEphemeral", 1)[0]["text"]
+    _click(client, "UOTHER", "CRISK", "alert_ack", str(incident_id))
+    assert "acknowledged by ann" in mock.wait_for("chat.postEphemeral", 2)[1]["text"]  # the first one counts
+    with Session(service.engine) as s:
+        row = s.get(AlertIncident, incident_id)
+    assert row is not None and (row.acked_by, row.ack_via) == ("ann", "slack")
