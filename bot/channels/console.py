@@ -6,6 +6,7 @@ session's CSRF token; the session cookie is HttpOnly and SameSite=Strict.
 """
 
 # No `from __future__ import annotations`: FastAPI resolves these routes' local Annotated aliases at runtime.
+import json
 import secrets
 from pathlib import Path
 from typing import Annotated, Any
@@ -21,8 +22,9 @@ from bot.channels.auth import Staff
 from bot.channels.conversations import ChatService, message_public
 from bot.channels.errors import Forbidden, NotAuthenticated
 from bot.channels.web import Typing
-from core.handoff import CLOSED_STATES, history
-from core.models import ACTIVE_HANDOFF_STATES, Conversation, Handoff
+from core.handoff import CLOSED_STATES, HandoffNotFound, history
+from core.models import ACTIVE_HANDOFF_STATES, AlertIncident, Conversation, Handoff
+from monitoring.sinks import acknowledge
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 COOKIE = "staff_session"
@@ -128,8 +130,6 @@ def router(service: ChatService, typing: Typing, *, session_hours: float, secure
                              .order_by(col(Handoff.id).desc())).first()  # fmt: skip
             transitions = history(s, handoff.id) if handoff and handoff.id else []
         if conv is None and handoff is None:
-            from core.handoff import HandoffNotFound
-
             raise HandoffNotFound(f"no conversation {conversation_id}")
         return {
             "conversation": {"id": conversation_id, "channel": conv.channel if conv else "rest",
@@ -167,6 +167,25 @@ def router(service: ChatService, typing: Typing, *, session_hours: float, secure
         else:
             change = service.hand_back(handoff_id, me.username, override=me.is_admin)
         return _to(f"/console/conversations/{quote(change.handoff.conversation_id, safe='')}")
+
+    @api.get("/alerts", response_class=HTMLResponse)
+    def alerts_page(request: Request, person: PageStaff) -> Response:
+        with Session(engine) as s:
+            rows = list(s.exec(select(AlertIncident).order_by(col(AlertIncident.id).desc()).limit(50)))
+        incidents = [{"id": i.id, "state": i.state, "opened_at": i.opened_at.isoformat(timespec="minutes"),
+                      "resolved_at": i.resolved_at.isoformat(timespec="minutes") if i.resolved_at else "",
+                      "evidence": json.loads(i.evidence or "{}"), "acked_by": i.acked_by, "ack_via": i.ack_via}
+                     for i in rows]  # fmt: skip
+        return TEMPLATES.TemplateResponse(request, "alerts.html", {"staff": person, "incidents": incidents})
+
+    @api.post("/alerts/{incident_id}/ack")
+    def ack_alert(incident_id: int, person: StaffDep, csrf_token: Annotated[str, Form()]) -> Response:
+        auth.check_csrf(person, csrf_token)
+        if person.role not in {"risk", "admin"}:
+            raise Forbidden("only the risk team (or an admin) acknowledges alerts")
+        if acknowledge(engine, incident_id, person.username, "console") is None:
+            raise HandoffNotFound(f"no incident #{incident_id}")
+        return _to("/console/alerts")
 
     @api.post("/conversations/{conversation_id}/typing", status_code=204)
     def agent_typing(

@@ -266,3 +266,26 @@ def test_agent_typing_shows_in_the_customers_widget(gateway) -> None:  # type: i
     r = ann.post(f"/console/conversations/{conversation_id}/typing", headers={"X-CSRF-Token": csrf})
     assert r.status_code == 204
     assert client.get("/api/chat/messages", headers=who).json()["agent_typing"] is True
+
+
+def test_alerts_page_and_acknowledgement_by_the_risk_team(gateway) -> None:  # type: ignore[no-untyped-def]
+    import json
+    from datetime import UTC, datetime
+
+    from core.models import AlertIncident
+
+    client, _, service = gateway
+    evidence = {"intent:payments": {"messages": 40, "negative": 30, "rate": 0.75, "baseline": 0.3,
+                                    "examples": ["<script>x</script> card [card] declined"]}}  # fmt: skip
+    with Session(service.engine) as s:
+        s.add(AlertIncident(engine_id=1, opened_at=datetime.now(UTC), evidence=json.dumps(evidence)))
+        s.commit()
+    ann, ann_csrf = _staff(client.app, "ann")
+    page = ann.get("/console/alerts").text
+    assert "intent:payments: 30/40, 75 % vs 30 %" in page and "&lt;script&gt;x&lt;/script&gt;" in page
+    assert ann.post("/console/alerts/1/ack", data={"csrf_token": ann_csrf}).status_code == 403  # agents do not ack
+    rita, rita_csrf = _staff(client.app, "rita")
+    assert rita.post("/console/alerts/1/ack", data={}).status_code == 422  # no CSRF field at all
+    r = rita.post("/console/alerts/1/ack", data={"csrf_token": rita_csrf}, follow_redirects=False)
+    assert r.status_code == 303 and "rita (console)" in rita.get("/console/alerts").text
+    assert rita.post("/console/alerts/99/ack", data={"csrf_token": rita_csrf}).status_code == 404
