@@ -31,6 +31,8 @@ TRANSITIONS: dict[str, dict[str, str]] = {
     "claimed": {"resolve": "resolved", "release": "queued", "hand_back": "returned"},
 }
 CLOSED_STATES = ("resolved", "cancelled", "expired", "returned")
+CANCEL_PAYLOAD = "/handoff_cancel"  # the customer's way out of the queue (handled by the gateway)
+CANCEL_BUTTON = {"title": "Cancel, keep chatting with the bot", "payload": CANCEL_PAYLOAD}
 OWNER_ONLY = {"resolve", "release", "hand_back"}  # on a claimed handoff: its agent (or an admin) only
 
 
@@ -134,6 +136,12 @@ def queue_position(session: Session, handoff: Handoff) -> int:
         select(func.count()).select_from(Handoff).where(Handoff.state == "queued", col(Handoff.id) < handoff.id)
     ).one()
     return int(ahead) + 1
+
+
+def queued_notice(handoff_id: int | None, position: int) -> str:
+    """What the customer is told when their handoff is queued."""
+    return (f"I've asked a colleague from our support team to join (request #{handoff_id}, you're number "
+            f"{position} in the queue). They'll reply right here.")  # fmt: skip
 
 
 def stale_queued(session: Session, *, older_than: timedelta, now: datetime | None = None) -> list[Handoff]:

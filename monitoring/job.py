@@ -74,8 +74,7 @@ def run_pass(
             if t.sentiment is None:  # an empty text has no sentiment
                 monitor.skipped += 1
                 continue
-            notes += monitor.add(_turn_in(t))
-            s.add(t)
+            notes += monitor.add(_turn_in(t))  # scored turns are in the session: their scores commit below
         if now is not None and len(turns) < batch:  # caught up: time passes even without messages
             notes += monitor.advance(now - monitor.lateness)
         for note in notes:

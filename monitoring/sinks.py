@@ -72,9 +72,9 @@ class WebhookSink:
 class SlackRiskSink:
     """Posts the incident to the risk channel with an Acknowledge button."""
 
-    def __init__(self, client: WebClient, channel: str, console_url: str = "") -> None:
+    def __init__(self, client: WebClient, channel: str) -> None:
         """``channel``: the risk channel's id."""
-        self.client, self.channel, self.console_url = client, channel, console_url
+        self.client, self.channel = client, channel
 
     def blocks(self, incident: AlertIncident, kind: str) -> list[dict[str, Any]]:
         """Header, one line per topic (rate against baseline), redacted examples, the button."""

@@ -33,7 +33,7 @@ def build_sinks(s: Settings) -> dict[str, Sink]:
     sinks: dict[str, Sink] = {}
     if s.slack_bot_token and s.risk_slack_channel:
         client = WebClient(token=s.slack_bot_token, base_url=s.slack_api_url)
-        sinks["slack"] = SlackRiskSink(client, s.risk_slack_channel, s.public_base_url + "/console")
+        sinks["slack"] = SlackRiskSink(client, s.risk_slack_channel)
     if s.alert_webhook_url:
         if not s.alert_webhook_secret:
             raise ConfigError("ALERT_WEBHOOK_URL is set but ALERT_WEBHOOK_SECRET is not: webhooks must be signed")

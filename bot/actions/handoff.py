@@ -18,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import col, select
 
 from core.db import session_scope
-from core.handoff import open_handoff, queue_position
+from core.handoff import CANCEL_BUTTON, open_handoff, queue_position, queued_notice
 from core.models import CsatRating, Handoff
 
 log = logging.getLogger(__name__)
@@ -28,7 +28,6 @@ REASONS = {
     "contact_human_agent": "explicit_request",
     "nlu_fallback": "repeated_fallback",
 }
-CANCEL_BUTTON = {"title": "Cancel, keep chatting with the bot", "payload": "/handoff_cancel"}
 
 
 def channel_of(tracker: Tracker) -> str:
@@ -60,11 +59,7 @@ class ActionRequestHandoff(Action):
             log.exception("could not open a handoff")
             dispatcher.utter_message(response="utter_handoff_unavailable")
             return []
-        dispatcher.utter_message(
-            text=f"I've asked a colleague from our support team to join (request #{handoff_id}, you're number "
-            f"{position} in the queue). They'll reply right here.",
-            buttons=[CANCEL_BUTTON],
-        )
+        dispatcher.utter_message(text=queued_notice(handoff_id, position), buttons=[CANCEL_BUTTON])
         return [ConversationPaused()]
 
 

@@ -115,7 +115,7 @@ def login(engine: Engine, username: str, password: str, *, hours: float) -> tupl
         if not ok or user is None or user.id is None:
             raise NotAuthenticated("wrong username or password")
         token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
-        s.add(StaffSession(id=_digest(token), user_id=user.id, csrf_token=csrf,
+        s.add(StaffSession(id=token_digest(token), user_id=user.id, csrf_token=csrf,
                            expires_at=utcnow() + timedelta(hours=hours)))  # fmt: skip
         s.exec(delete(StaffSession).where(col(StaffSession.expires_at) < utcnow()))  # type: ignore[call-overload]
         s.commit()
@@ -127,7 +127,7 @@ def session_staff(engine: Engine, token: str | None) -> Staff:
     if not token:
         raise NotAuthenticated("not signed in")
     with Session(engine) as s:
-        row = s.get(StaffSession, _digest(token))
+        row = s.get(StaffSession, token_digest(token))
         if row is None or _aware(row.expires_at) < utcnow():
             raise NotAuthenticated("session expired; sign in again")
         user = s.get(StaffUser, row.user_id)
@@ -140,7 +140,7 @@ def logout(engine: Engine, token: str | None) -> None:
     """End a session (unknown tokens are ignored)."""
     if token:
         with Session(engine) as s:
-            s.exec(delete(StaffSession).where(col(StaffSession.id) == _digest(token)))  # type: ignore[call-overload]
+            s.exec(delete(StaffSession).where(col(StaffSession.id) == token_digest(token)))  # type: ignore[call-overload]
             s.commit()
 
 
@@ -158,7 +158,8 @@ def staff_by_slack_id(engine: Engine, slack_user_id: str) -> StaffUser | None:
         ).first()
 
 
-def _digest(token: str) -> str:
+def token_digest(token: str) -> str:
+    """The sha256 (hex) under which a secret token is stored: console sessions, web chat tokens."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 

@@ -200,15 +200,12 @@ def router(service: ChatService, typing: Typing, *, session_hours: float, secure
 def _row(service: ChatService, h: Handoff, person: Staff) -> dict[str, Any]:
     """A handoff as the queue lists it, with what this person may do with it."""
     summary = service.summary(h)
-    mine = h.agent == person.username
-    can = person.can_act
+    handles = person.can_act and h.state == "claimed" and (h.agent == person.username or person.is_admin)
     return {
         "id": h.id, "conversation_id": h.conversation_id, "channel": h.channel, "reason": h.reason,
         "state": h.state, "agent": h.agent, "customer_id": summary.customer_id,
         "created_at": h.created_at.isoformat(), "recent": summary.recent, "sentiment_trend": summary.sentiment_trend,
-        "can_claim": can and h.state == "queued",
-        "can_close": can and h.state == "claimed" and (mine or person.is_admin),
-        "can_reply": can and h.state == "claimed" and (mine or person.is_admin),
+        "can_claim": person.can_act and h.state == "queued", "can_close": handles, "can_reply": handles,
     }  # fmt: skip
 
 

@@ -27,9 +27,12 @@ from typing import Any, Protocol
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from bot.channels.auth import token_digest
 from bot.channels.errors import BadMessage, NotAuthenticated, RasaUnavailable
 from bot.channels.rasa_client import RasaClient
 from core.handoff import (
+    CANCEL_BUTTON,
+    CANCEL_PAYLOAD,
     Change,
     HandoffError,
     HandoffNotFound,
@@ -38,6 +41,7 @@ from core.handoff import (
     active_handoff,
     open_handoff,
     queue_position,
+    queued_notice,
     stale_queued,
     transition,
     unannounced,
@@ -46,7 +50,6 @@ from core.models import ChatMessage, Conversation, Handoff, utcnow
 
 log = logging.getLogger(__name__)
 MAX_TEXT = 2000
-CANCEL_PAYLOAD = "/handoff_cancel"
 CANCEL_WORDS = {"cancel", "stop waiting", "never mind", "nevermind"}
 CUSTOMER_ID = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 # Intents that close a handoff, by the state it ends in; the bot's rules answer each one.
@@ -123,7 +126,10 @@ class ChatService:
                     raise NotAuthenticated("customer_id is not signed by the shop")
         token = secrets.token_urlsafe(32)
         conv = Conversation(
-            id=f"web-{secrets.token_urlsafe(12)}", channel="web", customer_id=customer_id, token_hash=_digest(token)
+            id=f"web-{secrets.token_urlsafe(12)}",
+            channel="web",
+            customer_id=customer_id,
+            token_hash=token_digest(token),
         )
         with self._session() as s:
             s.add(conv)
@@ -136,7 +142,7 @@ class ChatService:
         if not token:
             raise NotAuthenticated("missing session token")
         with self._session() as s:
-            conv = s.exec(select(Conversation).where(Conversation.token_hash == _digest(token))).first()
+            conv = s.exec(select(Conversation).where(Conversation.token_hash == token_digest(token))).first()
         if conv is None:
             raise NotAuthenticated("unknown session token")
         return conv
@@ -243,10 +249,8 @@ class ChatService:
                     self.rasa.pause(conv.id)
                 except RasaUnavailable:
                     log.warning("could not pause Rasa for %s; the gateway still keeps the bot out", conv.id)
-                note = (f"I'm sorry this has been frustrating. I've asked a colleague to join (request "
-                        f"#{handoff.id}, you're number {position} in the queue).")  # fmt: skip
-                extra = self._system(conv, note, buttons=[{"title": "Cancel, keep chatting with the bot",
-                                                            "payload": CANCEL_PAYLOAD}])  # fmt: skip
+                note = "I'm sorry this has been frustrating. " + queued_notice(handoff.id, position)
+                extra = self._system(conv, note, buttons=[CANCEL_BUTTON])
         if handoff is not None:
             self.announce_pending()
         return extra
@@ -382,17 +386,10 @@ class ChatService:
 
     def resume_pending(self) -> int:
         """Retry resuming the bot for closed handoffs whose first attempt failed (Rasa was down)."""
-        with self._session() as s:
-            ids = list(
-                s.exec(
-                    select(Handoff.conversation_id).where(
-                        col(Handoff.closed_at).is_not(None), col(Handoff.bot_resumed_at).is_(None)
-                    )
-                )
-            )
-        for conversation_id in ids:
-            self._retry_resume(conversation_id)
-        return len(ids)
+        pending = self._unresumed()
+        for handoff in pending:
+            self._resume_bot(handoff)
+        return len(pending)
 
     # ----- internals -----------------------------------------------------------------------------
     def _session(self) -> Session:
@@ -439,18 +436,20 @@ class ChatService:
         return stored
 
     def _retry_resume(self, conversation_id: str) -> None:
+        for handoff in self._unresumed(conversation_id):
+            self._resume_bot(handoff)
+
+    def _unresumed(self, conversation_id: str | None = None) -> list[Handoff]:
+        """Closed handoffs whose bot has not been resumed yet: the newest of each conversation."""
+        query = select(Handoff).where(col(Handoff.closed_at).is_not(None), col(Handoff.bot_resumed_at).is_(None))
+        if conversation_id is not None:
+            query = query.where(Handoff.conversation_id == conversation_id)
         with self._session() as s:
-            pending = s.exec(
-                select(Handoff)
-                .where(
-                    Handoff.conversation_id == conversation_id,
-                    col(Handoff.closed_at).is_not(None),
-                    col(Handoff.bot_resumed_at).is_(None),
-                )
-                .order_by(col(Handoff.id).desc())
-            ).first()
-        if pending is not None:
-            self._resume_bot(pending)
+            rows = list(s.exec(query.order_by(col(Handoff.id).desc())))
+        newest: dict[str, Handoff] = {}
+        for h in rows:
+            newest.setdefault(h.conversation_id, h)
+        return list(newest.values())
 
     def _notify_change(self, change: Change) -> None:
         if self.staff is not None:
@@ -500,10 +499,6 @@ class ChatService:
         except Exception:  # isolation boundary: an external notifier never breaks the conversation
             log.exception("notifier %s failed", getattr(fn, "__qualname__", fn))
             return None
-
-
-def _digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def _msg(conversation_id: str, role: str, author: str, text: str, data: dict[str, Any] | None = None) -> ChatMessage:

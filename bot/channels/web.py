@@ -20,6 +20,7 @@ import anyio
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
+from sqlmodel import Session
 
 from bot.channels.conversations import ChatService, message_public
 from bot.channels.errors import NotAuthenticated
@@ -107,8 +108,6 @@ def router(service: ChatService, typing: Typing) -> APIRouter:
         return {"messages": [message_public(m) for m in new], **info}
 
     def status(conv: Conversation) -> dict[str, Any]:
-        from sqlmodel import Session
-
         with Session(service.engine) as s:
             handoff = active_handoff(s, conv.id)
             position = queue_position(s, handoff) if handoff and handoff.state == "queued" else None
