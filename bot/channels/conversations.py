@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol
 
+from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -425,12 +426,18 @@ class ChatService:
         except RasaUnavailable:
             log.warning("could not resume the bot for %s; will retry", conv.id)
             return []
-        with self._session() as s:
-            row = s.get(Handoff, handoff.id)
-            if row is not None:
-                row.bot_resumed_at = utcnow()
-                s.add(row)
-                s.commit()
+        with self._session() as s:  # this one and any older close of the conversation: nothing left to replay
+            s.execute(
+                update(Handoff)
+                .where(
+                    col(Handoff.conversation_id) == conv.id,
+                    col(Handoff.id) <= handoff.id,
+                    col(Handoff.closed_at).is_not(None),
+                    col(Handoff.bot_resumed_at).is_(None),
+                )
+                .values(bot_resumed_at=utcnow())
+            )
+            s.commit()
         stored = self._store(conv.id, [_from_rasa(conv.id, r) for r in replies])
         self._push(conv, stored)
         return stored

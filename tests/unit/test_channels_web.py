@@ -289,3 +289,24 @@ def test_alerts_page_and_acknowledgement_by_the_risk_team(gateway) -> None:  # t
     r = rita.post("/console/alerts/1/ack", data={"csrf_token": rita_csrf}, follow_redirects=False)
     assert r.status_code == 303 and "rita (console)" in rita.get("/console/alerts").text
     assert rita.post("/console/alerts/99/ack", data={"csrf_token": rita_csrf}).status_code == 404
+
+
+def test_two_closes_while_rasa_was_down_replay_only_the_latest(gateway) -> None:  # type: ignore[no-untyped-def]
+    from core.handoff import open_handoff, transition
+
+    client, _, service = gateway
+    who = _customer(client)
+    _say(client, who, "hello")
+    conversation_id = service.by_token(who["Authorization"].removeprefix("Bearer ")).id
+    with Session(service.engine) as s:  # two handoffs closed while Rasa could not be resumed
+        for _ in range(2):
+            h = open_handoff(s, conversation_id=conversation_id, reason="explicit_request", channel="web",
+                             last_message="x")  # fmt: skip
+            assert h.id is not None
+            transition(s, h.id, "claim", actor="ann")
+            transition(s, h.id, "resolve", actor="ann")
+        s.commit()
+    housekeeping(service)
+    housekeeping(service)
+    texts = [m["text"] for m in client.get("/api/chat/messages", headers=who).json()["messages"]]
+    assert sum("How happy are you" in t for t in texts) == 1  # the older close is not replayed afterwards
