@@ -23,11 +23,12 @@ import argparse
 import csv
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from benchmarks.common import percentile, table, write_results
 from core.settings import ROOT
@@ -98,50 +99,120 @@ def mix(total_per_hour: float) -> dict[str, float]:
     return {i: total_per_hour * w for i, w in TOPICS.items()}
 
 
-def run_monitor(turns: list[TurnIn], end: float) -> list[Any]:
-    """All notifications of a stream with the default configuration."""
-    m = Monitor(DetectorConfig(), RuleConfig())
-    notes = [n for t in turns for n in m.add(t)]
-    return notes + m.advance(end)
+@dataclass(frozen=True)
+class Setup:
+    """One configuration of detectors, rules and allowed lateness (the defaults unless tuning)."""
+
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    rules: RuleConfig = field(default_factory=RuleConfig)
+    lateness: float = Monitor.lateness
+
+    def label(self) -> str:
+        """The tuned knobs, for a table row."""
+        shifts = "/".join(f"{x:g}" for x in self.detector.shifts)
+        return (f"h={self.detector.cusum_h:g} shifts={shifts} ewma={self.detector.ewma_sigmas:g}σ "
+                f"for={self.rules.for_seconds:g}s")  # fmt: skip
 
 
-def bench_quiet(pool: Pool, rate: float, days: int, seed: int) -> dict[str, Any]:
-    """False alerts in a week without incidents."""
-    rng = np.random.default_rng(seed)
-    turns = stream(rng, pool, 0, days * 24, mix(rate), {})
-    notes = run_monitor(turns, days * 24 * HOUR)
-    firing = [n for n in notes if n.kind == "firing"]
-    return {"days": days, "messages_per_hour": rate, "messages": len(turns), "false_alerts": len(firing),
-            "false_alert_times_h": [round(n.at / HOUR, 2) for n in firing]}  # fmt: skip
+@dataclass(frozen=True)
+class Trial:
+    """One spike trial's stream: normal traffic, a rise in one topic from ``onset`` for three hours, normal again."""
+
+    turns: list[TurnIn]
+    onset: float
+    end: float
 
 
-def bench_spike(pool: Pool, topic_rate: float, trials: int, seed: int) -> dict[str, Any]:
-    """Detection delay of a +50 % relative rise in one topic carrying ``topic_rate`` messages/hour."""
+def run_monitor(turns: list[TurnIn], end: float, setup: Setup) -> list[tuple[float, Any]]:
+    """All notifications of a stream, each with the stream time it is sent.
+
+    A bin's notifications go out when the watermark passes the bin's end by the allowed lateness,
+    so the sending time is the bin's end plus ``lateness``.
+    """
+    m = Monitor(setup.detector, setup.rules, lateness=setup.lateness)
+    notes = [n for t in turns for n in m.add(t)] + m.advance(end)
+    return [(n.at + setup.lateness, n) for n in notes]
+
+
+def quiet_week(pool: Pool, rate: float, days: int, seed: int) -> list[TurnIn]:
+    """``days`` of normal traffic at ``rate`` messages/hour."""
+    return stream(np.random.default_rng(seed), pool, 0, days * 24, mix(rate), {})
+
+
+def spike_trials(pool: Pool, topic_rate: float, trials: int, seed: int, before_hours: float = 48) -> list[Trial]:
+    """Streams with a sustained +50 % relative rise in one topic carrying ``topic_rate`` messages/hour."""
     rng = np.random.default_rng(seed)
     volumes = {i: topic_rate * w / TOPICS[SPIKE_INTENT] for i, w in TOPICS.items()}  # the spiked topic = topic_rate
-    delays, misses, notices, false_before = [], 0, [], 0
+    out = []
     for _ in range(trials):
-        onset = 48 * HOUR + float(rng.uniform(0, 24 * HOUR))
+        onset = before_hours * HOUR + float(rng.uniform(0, 24 * HOUR))
         before = stream(rng, pool, 0, onset / HOUR, volumes, {})
         during = stream(rng, pool, onset, 3, volumes, {SPIKE_INTENT: 1.5 * pool.rate})
-        after = stream(rng, pool, onset + 3 * HOUR, 6, volumes, {})
-        notes = run_monitor(before + during + after, onset + 9 * HOUR)
-        false_before += sum(1 for n in notes if n.kind == "firing" and n.at < onset)
-        spike_notes = [n for n in notes if n.at >= onset]
-        fired = [n for n in spike_notes if n.kind == "firing" and n.at <= onset + 3 * HOUR]
+        after = stream(rng, pool, onset + 3 * HOUR, 3, volumes, {})
+        out.append(Trial(before + during + after, onset, onset + 6 * HOUR))
+    return out
+
+
+def score_quiet(turns: list[TurnIn], days: int, rate: float, setup: Setup) -> dict[str, Any]:
+    """False alerts of a quiet stream: every firing notification is one."""
+    firing = [at for at, n in run_monitor(turns, days * 24 * HOUR, setup) if n.kind == "firing"]
+    return {"days": days, "messages_per_hour": rate, "messages": len(turns), "false_alerts": len(firing),
+            "false_alert_times_h": [round(at / HOUR, 2) for at in firing]}  # fmt: skip
+
+
+def score_spikes(trials: list[Trial], topic_rate: float, setup: Setup) -> dict[str, Any]:
+    """Detection delay (sending time of the first firing notice after the onset), misses, notices, false alerts."""
+    delays: list[float] = []
+    misses, notices, false_before = 0, [], 0
+    for trial in trials:
+        notes = run_monitor(trial.turns, trial.end, setup)
+        false_before += sum(1 for at, n in notes if n.kind == "firing" and at < trial.onset)
+        spike_notes = [(at, n) for at, n in notes if at >= trial.onset]
+        fired = [(at, n) for at, n in spike_notes if n.kind == "firing" and at <= trial.onset + 3 * HOUR]
         if fired:
-            delays.append((fired[0].at - onset) / 60)
-            incident = fired[0].incident_id
-            notices.append(sum(1 for n in spike_notes if n.incident_id == incident and n.kind == "firing"))
+            delays.append((fired[0][0] - trial.onset) / 60)
+            incident = fired[0][1].incident_id
+            notices.append(sum(1 for _, n in spike_notes if n.incident_id == incident and n.kind == "firing"))
         else:
             misses += 1
     return {
-        "topic_messages_per_hour": topic_rate, "trials": trials, "detected": len(delays), "missed": misses,
+        "topic_messages_per_hour": topic_rate, "trials": len(trials), "detected": len(delays), "missed": misses,
         "delay_min_median": round(float(np.median(delays)), 1) if delays else None,
         "delay_min_p90": round(percentile(delays, 90), 1) if delays else None,
         "within_10_min": sum(d <= 10 for d in delays), "firing_notices_per_incident": sorted(set(notices)),
         "false_alerts_before_spike": false_before,
     }  # fmt: skip
+
+
+def tune_grid() -> list[Setup]:
+    """The configurations ``--sections tune`` compares: the CUSUM threshold, then one knob at a time."""
+    d, r = DetectorConfig(), RuleConfig()
+    return [
+        *(Setup(replace(d, cusum_h=h), r) for h in (7.0, 8.0, 9.0, 10.0, 11.0)),
+        *(Setup(d, replace(r, for_seconds=f)) for f in (60.0, 120.0)),
+        Setup(replace(d, shifts=(0.5,)), r),
+        Setup(replace(d, ewma_sigmas=6.0), r),
+    ]
+
+
+def bench_tune(pool: Pool, quiet_rates: list[float], volumes: list[float], trials: int, seed: int
+               ) -> list[dict[str, Any]]:  # fmt: skip
+    """Every grid configuration on the same quiet weeks and spike trials: the false-alert / delay trade-off."""
+    quiets = {r: quiet_week(pool, r, 7, seed) for r in quiet_rates}
+    spikes = {v: spike_trials(pool, v, trials, seed, before_hours=24) for v in volumes}
+    rows = []
+    for setup in tqdm(tune_grid(), desc="tune", unit="config"):
+        row: dict[str, Any] = {
+            "config": setup.label(),
+            "cusum_h": setup.detector.cusum_h,
+            "shifts": list(setup.detector.shifts),
+            "ewma_sigmas": setup.detector.ewma_sigmas,
+            "for_seconds": setup.rules.for_seconds,
+        }
+        row["false_alerts_per_week"] = {str(r): score_quiet(t, 7, r, setup)["false_alerts"] for r, t in quiets.items()}
+        row["spikes"] = {str(v): score_spikes(t, v, setup) for v, t in spikes.items()}
+        rows.append(row)
+    return rows  # fmt: skip
 
 
 def bench_throughput(pool: Pool, n: int, labels: str, seed: int) -> dict[str, Any]:
@@ -153,7 +224,7 @@ def bench_throughput(pool: Pool, n: int, labels: str, seed: int) -> dict[str, An
     if labels == "nlu":
         score_with_nlu(texts)
     scored = time.perf_counter()
-    run_monitor(turns, turns[-1].ts + HOUR)
+    run_monitor(turns, turns[-1].ts + HOUR, Setup())
     done = time.perf_counter()
     return {"messages": len(turns), "scoring_s": round(scored - started, 2), "detection_s": round(done - scored, 2),
             "messages_per_minute": round(len(turns) / (done - started) * 60),
@@ -170,6 +241,9 @@ def main() -> None:
     p.add_argument("--volumes", default="200,500,1000,2000", help="messages/hour of the spiked topic")
     p.add_argument("--trials", type=int, default=20)
     p.add_argument("--throughput-messages", type=int, default=20_000)
+    p.add_argument("--tune-rates", default="600,3000", help="quiet-week volumes of --sections tune")
+    p.add_argument("--tune-volumes", default="200,1000", help="spiked-topic volumes of --sections tune")
+    p.add_argument("--tune-trials", type=int, default=5)
     p.add_argument("--seed", type=int, default=7)
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -177,22 +251,33 @@ def main() -> None:
     log.info("%d texts, %.1f %% negative (%s labels)", len(pool.negative) + len(pool.other), 100 * pool.rate,
              args.labels)  # fmt: skip
     protocol = {"labels": args.labels, "negative_rate": round(pool.rate, 4), "detector": vars(DetectorConfig()),
-                "rules": vars(RuleConfig())}  # fmt: skip
+                "rules": vars(RuleConfig()), "lateness_s": Setup().lateness}  # fmt: skip
     results: dict[str, Any] = {"protocol": protocol}
     sections = args.sections.split(",")
     if "quiet" in sections:
-        results["quiet"] = q = bench_quiet(pool, args.rate, 7, args.seed)
+        results["quiet"] = q = score_quiet(quiet_week(pool, args.rate, 7, args.seed), 7, args.rate, Setup())
         print(table(["days", "messages/h", "messages", "false alerts"],
                     [[q["days"], q["messages_per_hour"], q["messages"], q["false_alerts"]]]))  # fmt: skip
     if "spikes" in sections:
         results["spikes"] = rows = [
-            bench_spike(pool, float(v), args.trials, args.seed) for v in args.volumes.split(",")
+            score_spikes(spike_trials(pool, float(v), args.trials, args.seed), float(v), Setup())
+            for v in args.volumes.split(",")
         ]
         print(table(["topic msgs/h", "trials", "detected", "median delay min", "p90 delay min", "≤ 10 min",
                      "notices/incident", "false before"],
                     [[r["topic_messages_per_hour"], r["trials"], r["detected"], r["delay_min_median"],
                       r["delay_min_p90"], r["within_10_min"], r["firing_notices_per_incident"],
                       r["false_alerts_before_spike"]] for r in rows]))  # fmt: skip
+    if "tune" in sections:
+        rates = [float(r) for r in args.tune_rates.split(",")]
+        volumes = [float(v) for v in args.tune_volumes.split(",")]
+        results["tune"] = rows = bench_tune(pool, rates, volumes, args.tune_trials, args.seed)
+        print(table(["config"] + [f"false/week @{r:g}/h" for r in rates]
+                    + [f"median delay @{v:g}/h" for v in volumes] + [f"≤ 10 min @{v:g}/h" for v in volumes],
+                    [[r["config"]] + list(r["false_alerts_per_week"].values())
+                     + [r["spikes"][str(v)]["delay_min_median"] for v in volumes]
+                     + [f'{r["spikes"][str(v)]["within_10_min"]}/{r["spikes"][str(v)]["trials"]}' for v in volumes]
+                     for r in rows]))  # fmt: skip
     if "throughput" in sections:
         results["throughput"] = t = bench_throughput(pool, args.throughput_messages, args.labels, args.seed)
         print(table(["messages", "scoring s", "detection s", "messages/min", "detection only/min"],

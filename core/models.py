@@ -175,10 +175,11 @@ class SlackEvent(SQLModel, table=True):
 
 
 class Turn(SQLModel, table=True):
-    """One user message as understood by the NLU, copied from Rasa's tracker store."""
+    """One user message as understood by the NLU, from Rasa's tracker store or its event broker."""
 
     id: int | None = Field(default=None, primary_key=True)
-    tracker_event_id: int = Field(unique=True, index=True)
+    tracker_event_id: int | None = Field(default=None, unique=True, index=True)  # events.id (tracker store input)
+    message_id: str | None = Field(default=None, unique=True, index=True, max_length=100)  # Rasa's id of the message
     sender_id: str = Field(index=True, max_length=255)
     channel: str | None = Field(default=None, max_length=32)
     text: str = Field(max_length=10000)

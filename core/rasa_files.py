@@ -5,10 +5,12 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import yaml
 from sqlalchemy.engine import make_url
 
+from core.errors import ConfigError
 from core.settings import ROOT, Settings
 
 BOT = ROOT / "bot"
@@ -39,11 +41,28 @@ def endpoints(settings: Settings) -> dict[str, Any]:
     nlu: dict[str, Any] = {"url": settings.url(settings.nlu_port)}
     if settings.nlu_token:
         nlu["token"] = settings.nlu_token
-    return {
+    out: dict[str, Any] = {
         "nlu": nlu,
         "action_endpoint": {"url": settings.url(settings.action_port) + "/webhook"},
         "tracker_store": tracker_store_config(settings.tracker_db_url),
     }
+    if settings.event_broker_url:
+        out["event_broker"] = event_broker_config(settings.event_broker_url, settings.event_broker_queue)
+    return out
+
+
+def event_broker_config(url: str, queue: str) -> dict[str, Any]:
+    """Rasa's ``pika`` event broker section for an ``amqp://user:password@host:port/vhost`` URL."""
+    u = urlsplit(url)
+    if u.scheme not in {"amqp", "amqps"} or not u.hostname:
+        raise ConfigError(f"EVENT_BROKER_URL must look like amqp://user:password@host:5672/ (got scheme {u.scheme!r})")
+    cfg: dict[str, Any] = {
+        "type": "pika", "url": u.hostname, "port": u.port or 5672, "username": unquote(u.username or "guest"),
+        "password": unquote(u.password or "guest"), "queues": [queue],
+    }  # fmt: skip
+    if u.path.strip("/"):
+        cfg["url"] = f"{u.scheme}://{u.hostname}/{u.path.strip('/')}"  # Rasa keeps a vhost given in the url
+    return cfg
 
 
 def write_endpoints(settings: Settings) -> Path:

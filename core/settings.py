@@ -84,6 +84,14 @@ class Settings(BaseSettings):
     risk_slack_channel: str = ""
     alert_webhook_url: str = ""
     alert_webhook_secret: str = Field(default="", repr=False)  # required when alert_webhook_url is set
+    # Rasa's event broker (RabbitMQ, amqp://user:password@host:5672/vhost). Set: Rasa publishes every event
+    # to the queue and the monitor reads user turns from it; empty: the monitor polls the tracker store.
+    event_broker_url: str = Field(default="", repr=False)
+    event_broker_queue: str = "storebot_events"
+    # Prometheus: the monitor worker serves /metrics on this port (0 = off; never publish it); the public
+    # gateway serves /metrics on its own port and, when the token is set, wants "Authorization: Bearer <token>".
+    monitor_metrics_port: int = 9108
+    metrics_token: str = Field(default="", repr=False)
 
     # Python 3.10 virtual environment holding Rasa (built by scripts/setup.sh).
     rasa_venv: Path = ROOT / ".venv-rasa"

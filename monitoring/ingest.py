@@ -3,7 +3,8 @@
 Exactly once: turns and the checkpoint are written in one transaction, and
 ``turn.tracker_event_id`` is unique. Rows that commit late with a lower id than
 the checkpoint (concurrent writers on PostgreSQL) are caught by re-reading a
-window of ``LOOKBACK`` ids behind it.
+window of ``LOOKBACK`` ids behind it. Rasa's ``message_id`` is kept too (unique), so a
+message that already arrived through the event broker (``monitoring.broker``) is not stored twice.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError, ProgrammingError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from core.models import Checkpoint, Turn, utcnow
 
@@ -30,18 +31,25 @@ _QUERY = text(
 )
 
 
-def turn_from_event(event_id: int, sender_id: str, timestamp: float | None, data: str | None) -> Turn:
-    """Build a Turn from one ``events`` row; tolerant of missing parse data."""
-    try:
-        event: dict[str, Any] = json.loads(data or "{}")
-    except json.JSONDecodeError:
-        event = {}
+def turn_from_event(event_id: int | None, sender_id: str, timestamp: float | None, data: str | dict[str, Any] | None
+                    ) -> Turn:  # fmt: skip
+    """Build a Turn from one ``events`` row or broker message; tolerant of missing parse data."""
+    if isinstance(data, dict):
+        event: dict[str, Any] = data
+    else:
+        try:
+            event = json.loads(data or "{}")
+        except json.JSONDecodeError:
+            event = {}
+        if not isinstance(event, dict):
+            event = {}
     parse = event.get("parse_data") or {}
     intent = parse.get("intent") or {}
     sentiment = parse.get("sentiment") or {}
     ts = timestamp if timestamp is not None else event.get("timestamp")
     return Turn(
         tracker_event_id=event_id,
+        message_id=str(event["message_id"])[:100] if event.get("message_id") else None,
         sender_id=sender_id,
         channel=event.get("input_channel"),
         text=str(event.get("text") or "")[:MAX_TEXT],
@@ -66,16 +74,18 @@ def ingest_once(tracker: Engine, app: Engine, batch: int = 1000) -> int:
                 return 0
             raise
         ids = [r.id for r in rows]
-        known = (
-            set(
-                session.exec(select(Turn.tracker_event_id).where(Turn.tracker_event_id.in_(ids))).all()  # type: ignore[attr-defined]
-            )
-            if ids
-            else set()
-        )
-        new = [r for r in rows if r.id not in known]
-        for r in new:
-            session.add(turn_from_event(r.id, r.sender_id, r.timestamp, r.data))
+        known = set(session.exec(select(Turn.tracker_event_id).where(col(Turn.tracker_event_id).in_(ids))).all())
+        fresh = [turn_from_event(r.id, r.sender_id, r.timestamp, r.data) for r in rows if r.id not in known]
+        messages = [t.message_id for t in fresh if t.message_id]
+        taken = set(session.exec(select(Turn.message_id).where(col(Turn.message_id).in_(messages))).all())
+        new = []
+        for t in fresh:  # not already stored (from the broker), nor twice in this batch
+            if t.message_id:
+                if t.message_id in taken:
+                    continue
+                taken.add(t.message_id)
+            new.append(t)
+        session.add_all(new)
         position = max([cp.position, *ids])
         if rows:
             cp.position, cp.updated_at = position, utcnow()

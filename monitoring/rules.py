@@ -24,7 +24,9 @@ from typing import Any
 class RuleConfig:
     """Timing of alerts and incidents (seconds of stream time)."""
 
-    for_seconds: float = 300.0
+    # 0: the CUSUM's threshold already demands sustained evidence; each 60 s of `for:` adds about a
+    # minute of delay (benchmarks/monitoring.py --sections tune) without removing false alerts there
+    for_seconds: float = 0.0
     keep_firing_for: float = 900.0
     repeat_interval: float = 4 * 3600.0
     cooldown: float = 1800.0
@@ -94,13 +96,18 @@ class AlertEngine:
     def observe(
         self, key: str, labels: dict[str, str], active: bool, t: float, evidence: dict[str, Any] | None = None
     ) -> None:
-        """Record whether ``key``'s condition holds at time ``t`` (call :meth:`flush` after a bin's topics)."""
+        """Record whether ``key``'s condition holds at time ``t`` (call :meth:`flush` after a bin's topics).
+
+        While it holds, the alert keeps the evidence of its worst moment (the highest ``rate``).
+        """
         alert = self.alerts.setdefault(key, Alert(key=key, labels=dict(labels)))
         if active:
             alert.last_true = t
-            alert.evidence = dict(evidence or {})
+            fresh = dict(evidence or {})
             if alert.state == "inactive":
-                alert.state, alert.since = "pending", t
+                alert.state, alert.since, alert.evidence = "pending", t, fresh
+            elif fresh.get("rate", 0) >= alert.evidence.get("rate", 0):  # keep the worst moment's evidence
+                alert.evidence = fresh
             if alert.state == "pending" and t - alert.since >= self.config.for_seconds:
                 alert.state, alert.since = "firing", t
         else:

@@ -75,7 +75,7 @@ class Monitor:
 
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     rules: RuleConfig = field(default_factory=RuleConfig)
-    lateness: float = 120.0
+    lateness: float = 60.0
     engine: AlertEngine = field(init=False)
     detectors: dict[str, TopicDetector] = field(default_factory=dict)
     labels: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -84,6 +84,7 @@ class Monitor:
     watermark: float = -math.inf
     late: int = 0
     skipped: int = 0
+    examples: dict[str, list[str]] = field(default_factory=dict)  # the newest redacted negative texts per topic
 
     def __post_init__(self) -> None:
         """Build the alert engine from the rule config."""
@@ -133,6 +134,7 @@ class Monitor:
             "watermark": self.watermark if math.isfinite(self.watermark) else None,
             "late": self.late,
             "skipped": self.skipped,
+            "examples": self.examples,
             "engine": self.engine.state(),
         }  # fmt: skip
 
@@ -150,6 +152,7 @@ class Monitor:
         self.closed_before = state["closed_before"]
         self.watermark = -math.inf if state["watermark"] is None else float(state["watermark"])
         self.late, self.skipped = int(state["late"]), int(state["skipped"])
+        self.examples = {k: list(v) for k, v in state.get("examples", {}).items()}
         self.engine.restore(state["engine"])
 
     def _close(self, index: int) -> list[Notification]:
@@ -158,9 +161,12 @@ class Monitor:
         for key in set(self.detectors) | set(b.n):
             d = self.detectors.setdefault(key, TopicDetector(self.detector))
             r = d.update(b.n.get(key, 0), b.negative.get(key, 0))
+            if b.examples.get(key):
+                self.examples[key] = (b.examples[key] + self.examples.get(key, []))[:EXAMPLES_PER_ALERT]
             evidence: dict[str, Any] = {
-                "messages": r.n, "negative": r.negative, "rate": round(r.rate, 4), "baseline": round(r.baseline, 4),
-                "z": round(r.z, 2), "tests": list(r.reasons), "examples": b.examples.get(key, []),
+                "messages": round(r.window_n), "negative": round(r.window_negative), "rate": round(r.window_rate, 4),
+                "baseline": round(r.baseline, 4), "z": round(r.z, 2), "cusum": round(r.cusum, 2),
+                "tests": list(r.reasons), "examples": self.examples.get(key, []),
             }  # fmt: skip
             self.engine.observe(key, self.labels[key], r.anomalous, t, evidence)
         return self.engine.flush(t)

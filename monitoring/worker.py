@@ -1,6 +1,7 @@
 """The background job of the stack: ``python -m monitoring.worker [--once] [--interval S]``.
 
-Each round: copy new turns from Rasa's tracker store (``monitoring.ingest``), run the sentiment
+Each round: copy new turns from Rasa's tracker store (``monitoring.ingest``) or take them from its
+event broker when ``EVENT_BROKER_URL`` is set (``monitoring.broker``), run the sentiment
 monitor over them (``monitoring.job``, checkpointed) and send due alert notifications
 (``monitoring.sinks``: the Slack risk channel, a signed webhook). ``--once`` does one round and
 exits (for cron). A failing database, NLU or sink is logged and retried next round.
@@ -13,6 +14,7 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Callable
 
 from slack_sdk import WebClient
 from sqlalchemy.exc import SQLAlchemyError
@@ -20,8 +22,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from core.db import get_engine
 from core.errors import ConfigError
 from core.settings import Settings, get_settings
+from monitoring.broker import BrokerInput, BrokerUnavailable
 from monitoring.ingest import ingest_all
 from monitoring.job import nlu_scorer, run_pass
+from monitoring.metrics import WorkerMetrics
 from monitoring.sinks import Sink, SlackRiskSink, WebhookSink, deliver_pending
 from monitoring.stream import Monitor
 
@@ -41,31 +45,71 @@ def build_sinks(s: Settings) -> dict[str, Sink]:
     return sinks
 
 
-def one_round(s: Settings, sinks: dict[str, Sink]) -> None:
+def turn_source(s: Settings) -> Callable[[], int]:
+    """Where user turns come from: Rasa's event broker when configured, else the tracker store.
+
+    The returned callable stores what is new in the ``turn`` table and returns how many turns.
+    """
+    app = get_engine(s.app_db_url)
+    if s.event_broker_url:
+        broker = BrokerInput(s.event_broker_url, s.event_broker_queue, app)
+
+        def from_broker() -> int:
+            total = 0
+            for _ in range(100):  # at most 100 batches a round, so detection and delivery keep their pace
+                n = broker.drain()
+                total += n
+                if n == 0:
+                    break
+            return total
+
+        return from_broker
+    tracker = get_engine(s.tracker_db_url)
+    return lambda: ingest_all(tracker, app)
+
+
+def one_round(
+    s: Settings, sinks: dict[str, Sink], metrics: WorkerMetrics | None = None, source: Callable[[], int] | None = None
+) -> None:
     """Ingest, detect, deliver; each step's failure is logged and does not stop the others."""
-    tracker, app = get_engine(s.tracker_db_url), get_engine(s.app_db_url)
+    m = metrics or WorkerMetrics()
+    app = get_engine(s.app_db_url)
     try:
-        ingest_all(tracker, app)
-    except SQLAlchemyError as exc:
-        log.warning("ingest failed, retrying next round: %s", exc.__class__.__name__)
+        m.ingested.inc((source or turn_source(s))())
+        m.steps.labels("ingest", "ok").inc()
+    except (SQLAlchemyError, BrokerUnavailable) as exc:
+        m.steps.labels("ingest", "error").inc()
+        log.warning("ingest failed, retrying next round: %s", exc)
     try:
         scorer = nlu_scorer(s.url(s.nlu_port), s.nlu_token)
-        while run_pass(app, Monitor, list(sinks), scorer=scorer, now=time.time()) > 0:
-            pass
+        while (counted := run_pass(app, Monitor, list(sinks), scorer=scorer, now=time.time())) > 0:
+            m.counted.inc(counted)
+        m.steps.labels("detect", "ok").inc()
     except SQLAlchemyError as exc:
+        m.steps.labels("detect", "error").inc()
         log.warning("monitor pass failed, retrying next round: %s", exc.__class__.__name__)
     try:
-        deliver_pending(app, sinks)
+        sent, failed = deliver_pending(app, sinks)
+        m.deliveries.labels("sent").inc(sent)
+        m.deliveries.labels("failed").inc(failed)
+        m.steps.labels("deliver", "ok").inc()
     except SQLAlchemyError as exc:
+        m.steps.labels("deliver", "error").inc()
         log.warning("alert delivery failed, retrying next round: %s", exc.__class__.__name__)
+    m.last_round.set_to_current_time()
 
 
 def run_forever(interval: float, stop: threading.Event) -> None:
     """A round every ``interval`` seconds until ``stop`` is set."""
     s = get_settings()
     sinks = build_sinks(s)
+    metrics = WorkerMetrics(get_engine(s.app_db_url))
+    source = turn_source(s)
+    if s.monitor_metrics_port:
+        metrics.serve(s.host, s.monitor_metrics_port)
+        log.info("metrics on http://%s:%d/metrics", s.host, s.monitor_metrics_port)
     while not stop.is_set():
-        one_round(s, sinks)
+        one_round(s, sinks, metrics, source)
         stop.wait(interval)
 
 

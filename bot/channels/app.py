@@ -18,17 +18,19 @@ from fastapi.staticfiles import StaticFiles
 from bot.channels import console, web
 from bot.channels.conversations import ChatService
 from bot.channels.errors import BadMessage, Forbidden, NotAuthenticated
+from bot.channels.metrics import instrument
 from bot.channels.rasa_client import RasaClient
 from core.db import get_engine
 from core.handoff import HandoffConflict, HandoffNotFound, InvalidTransition, NotYourHandoff
 from core.settings import Settings, get_settings
+from monitoring.bi import BadWindow
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
 HOUSEKEEPING_SECONDS = 2.0
 STATUS = {
     BadMessage: 422, NotAuthenticated: 401, Forbidden: 403, HandoffNotFound: 404,
-    InvalidTransition: 409, HandoffConflict: 409, NotYourHandoff: 409,
+    InvalidTransition: 409, HandoffConflict: 409, NotYourHandoff: 409, BadWindow: 422,
 }  # fmt: skip
 
 
@@ -75,6 +77,7 @@ def create_app(settings: Settings | None = None, service: ChatService | None = N
     app = FastAPI(title="Store bot channels gateway", lifespan=lifespan)
     app.state.service = service
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    instrument(app, service.engine, settings.metrics_token)
     app.include_router(web.router(service, typing))
     secure = settings.public_base_url.startswith("https://")
     app.include_router(

@@ -6,13 +6,15 @@ session's CSRF token; the session cookie is HttpOnly and SameSite=Strict.
 """
 
 # No `from __future__ import annotations`: FastAPI resolves these routes' local Annotated aliases at runtime.
+import functools
 import json
 import secrets
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Cookie, Depends, Form, Header, Request
+from fastapi import APIRouter, Cookie, Depends, Form, Header, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlmodel import Session, col, select
@@ -24,12 +26,14 @@ from bot.channels.errors import Forbidden, NotAuthenticated
 from bot.channels.web import Typing
 from core.handoff import CLOSED_STATES, HandoffNotFound, history
 from core.models import ACTIVE_HANDOFF_STATES, AlertIncident, Conversation, Handoff
+from monitoring import bi, report
 from monitoring.sinks import acknowledge
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 COOKIE = "staff_session"
 LOGIN_CSRF = "login_csrf"
 ACTIONS = {"claim", "release", "resolve", "hand-back"}
+DaysParam = Annotated[int, Query(ge=1, le=bi.MAX_DAYS, description="the last N days (UTC), today included")]
 
 
 class LoginRequired(Exception):
@@ -187,6 +191,45 @@ def router(service: ChatService, typing: Typing, *, session_hours: float, secure
             raise HandoffNotFound(f"no incident #{incident_id}")
         return _to("/console/alerts")
 
+    def dashboard_view(days: int) -> dict[str, Any]:
+        start, end = bi.window(days)
+        d = bi.build(engine, start, end)
+        return {"dashboard": d, "days": days, "start": start, "end": end, "headlines": report.headlines(d),
+                "charts": report.charts(d), "handoff_outcomes": d.handoff_outcomes,
+                "csat_distribution": d.csat_distribution, "alerts": d.alerts}  # fmt: skip
+
+    @api.get("/dashboard", response_class=HTMLResponse)
+    def dashboard_page(request: Request, person: PageStaff, days: DaysParam = 30) -> Response:
+        return TEMPLATES.TemplateResponse(request, "dashboard.html", {"staff": person, **dashboard_view(days)})
+
+    @api.get("/dashboard/report.html", response_class=HTMLResponse)
+    def dashboard_report(request: Request, person: PageStaff, days: DaysParam = 30) -> Response:
+        view = dashboard_view(days)
+        page = TEMPLATES.TemplateResponse(request, "report.html", {
+            "staff": person, **view, "css": _report_css(), "conversion_days": bi.CONVERSION_DAYS,
+            "generated": datetime.now(UTC).isoformat(timespec="minutes"),
+        })  # fmt: skip
+        page.headers["Content-Disposition"] = (
+            f'attachment; filename="storebot-report-{view["start"]}-{view["end"]}.html"'
+        )
+        return page
+
+    @api.get("/dashboard/report.csv")
+    def dashboard_csv(person: PageStaff, days: DaysParam = 30) -> Response:
+        view = dashboard_view(days)
+        return Response(
+            report.to_csv(view["dashboard"]),
+            media_type="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="storebot-daily-{view["start"]}-{view["end"]}.csv"'},
+        )
+
+    @api.get("/api/dashboard")
+    def dashboard_json(person: StaffDep, days: DaysParam = 30) -> dict[str, Any]:
+        d = dashboard_view(days)["dashboard"]
+        return {"start": d.start.isoformat(), "end": d.end.isoformat(), "days": d.days, "totals": d.totals,
+                "daily": d.daily, "handoff_reasons": d.handoff_reasons, "handoff_outcomes": d.handoff_outcomes,
+                "csat_distribution": d.csat_distribution, "intent_mix": d.intent_mix, "alerts": d.alerts}  # fmt: skip
+
     @api.post("/conversations/{conversation_id}/typing", status_code=204)
     def agent_typing(
         conversation_id: str, person: StaffDep, x_csrf_token: Annotated[str | None, Header()] = None
@@ -207,6 +250,12 @@ def _row(service: ChatService, h: Handoff, person: Staff) -> dict[str, Any]:
         "created_at": h.created_at.isoformat(), "recent": summary.recent, "sentiment_trend": summary.sentiment_trend,
         "can_claim": person.can_act and h.state == "queued", "can_close": handles, "can_reply": handles,
     }  # fmt: skip
+
+
+@functools.cache
+def _report_css() -> str:
+    """The console's style sheet, inlined into the downloadable report (which must stand alone)."""
+    return (Path(__file__).parent / "static" / "console.css").read_text()
 
 
 def _to(url: str) -> RedirectResponse:

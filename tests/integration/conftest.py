@@ -13,6 +13,7 @@ from sqlalchemy import create_engine, text
 
 from core.settings import ROOT, Settings
 from core.stack import Service, free_port, stop_all, up
+from tests.unit.slack_mock import SlackMock
 
 PG_ADMIN = "postgresql+psycopg://root@127.0.0.1:5432/postgres"
 QUICK = {"cap_per_intent": 60, "min_per_intent": 30, "epochs": 3}
@@ -99,9 +100,10 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
 class Stack:
     """A running stack and helpers to talk to it."""
 
-    def __init__(self, settings: Settings, services: list[Service]):
+    def __init__(self, settings: Settings, services: list[Service], slack: SlackMock):
         self.settings = settings
         self.services = {s.name: s for s in services}
+        self.slack = slack
 
     def say(self, sender: str, message: str) -> list[dict]:
         """One user turn over Rasa's REST channel; returns the bot's messages."""
@@ -129,7 +131,11 @@ class Stack:
 def stack(
     database_url: str, quick_nlu_model: Path, quick_rec_model: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
-    """Start everything on free ports against ``database_url``; stop it afterwards."""
+    """Start everything on free ports against ``database_url``; stop it afterwards.
+
+    Slack is a local mock of its Web API; the risk team's alerts go to its channel ``CRISK``.
+    """
+    slack = SlackMock()
     settings = Settings(
         var_dir=tmp_path_factory.mktemp("var"),
         database_url=database_url,
@@ -140,9 +146,15 @@ def stack(
         action_port=free_port(),
         rasa_port=free_port(),
         gateway_port=free_port(),
+        monitor_metrics_port=free_port(),
+        slack_bot_token="xoxb-integration",
+        slack_signing_secret="integration-signing-secret",
+        slack_api_url=slack.url,
+        risk_slack_channel="CRISK",
     )
     services = up(settings, timeout=240)
     try:
-        yield Stack(settings, services)
+        yield Stack(settings, services, slack)
     finally:
         stop_all(services)
+        slack.close()

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import re
 import time
 import uuid
+from pathlib import Path
 
 import httpx
 import pytest
@@ -298,5 +301,43 @@ def test_browser_customer_asks_for_a_human_agent_claims_replies_resolves(stack: 
             greetings = log.locator("li.bot", has_text="I'm the store assistant")
             expect(greetings).to_have_count(2, timeout=30_000)  # the bot answers again
             assert dialogs == []
+
+            agent.click("text=Dashboard")  # the business dashboard, behind the same login
+            expect(agent.locator("svg.chart")).to_have_count(11)
+            expect(agent.locator('[data-key="csat"] .value')).to_have_text("5.00")  # every rating here was a 5
+            expect(agent.locator('[data-key="conversations"] .value')).not_to_have_text("–", timeout=30_000)
+            agent.select_option("select[name=days]", "7")
+            agent.click("text=Show")
+            expect(agent).to_have_url(re.compile(r"days=7"))
+            with agent.expect_download() as download:
+                agent.click("text=Download report (HTML)")
+            report = Path(download.value.path()).read_text()
+            assert "Store bot report" in report and report.count("<svg") == 11
         finally:
             browser.close()
+
+
+ANGRY = [
+    "Your checkout is broken and I am furious, this is unacceptable!",
+    "Terrible service, my payment failed three times and nobody helps",
+    "I hate this shop, the card payment keeps failing, worst experience ever",
+]
+
+
+@pytest.mark.parametrize("database_url", DBS[:1], indirect=True)
+def test_an_angry_burst_raises_one_alert_in_the_risk_channel_and_on_the_dashboard(stack: Stack) -> None:
+    """The demo of the risk alert: many customers angry at once → one incident, posted once, shown to staff."""
+    before = len([a for a in stack.slack.called("chat.postMessage") if a.get("channel") == "CRISK"])
+    assert before == 0
+    for i in range(30):
+        stack.say(f"angry-{uuid.uuid4().hex[:6]}-{i}", ANGRY[i % len(ANGRY)])
+    posts = stack.slack.wait_for("chat.postMessage", 1, timeout=240, where=lambda a: a.get("channel") == "CRISK")
+    assert "firing" in posts[0]["text"] and "Acknowledge" in json.dumps(posts[0].get("blocks"))
+    time.sleep(20)  # more rounds of the worker: still one notification for one incident
+    risk = [a for a in stack.slack.called("chat.postMessage") if a.get("channel") == "CRISK"]
+    assert len(risk) == 1
+    admin = Console(stack, "admin", stack.admin_password)
+    page = admin.http.get("/console/dashboard", params={"days": 1}).text
+    assert 'id="alert-history"' in page and "#1</td><td>firing" in page
+    alerts = admin.http.get("/console/alerts").text
+    assert "furious" in alerts or "payment" in alerts  # redacted examples of what customers said

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
@@ -56,12 +57,18 @@ class SlackMock:
         with self._lock:
             return [a for m, a in self.calls if m == method]
 
-    def wait_for(self, method: str, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
-        """Wait until ``method`` was called ``count`` times (listeners run after the ack)."""
+    def wait_for(
+        self, method: str, count: int, timeout: float = 10.0, where: Callable[[dict[str, Any]], bool] | None = None
+    ) -> list[dict[str, Any]]:
+        """Wait until ``method`` was called ``count`` times (those matching ``where``, if given)."""
         deadline = time.monotonic() + timeout
-        while len(self.called(method)) < count and time.monotonic() < deadline:
+
+        def matching() -> list[dict[str, Any]]:
+            return [a for a in self.called(method) if where is None or where(a)]
+
+        while len(matching()) < count and time.monotonic() < deadline:
             time.sleep(0.05)
-        return self.called(method)
+        return matching()
 
     def close(self) -> None:
         """Stop the server."""

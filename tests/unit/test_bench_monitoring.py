@@ -6,7 +6,7 @@ import itertools
 
 import numpy as np
 
-from benchmarks.monitoring import Pool, bench_spike, mix, stream
+from benchmarks.monitoring import Pool, Setup, mix, score_spikes, spike_trials, stream
 
 
 def _pool() -> Pool:
@@ -25,5 +25,6 @@ def test_stream_volumes_and_rates() -> None:
 
 
 def test_a_spike_trial_is_detected_once() -> None:
-    r = bench_spike(_pool(), 600, trials=1, seed=1)
+    r = score_spikes(spike_trials(_pool(), 600, trials=1, seed=1, before_hours=12), 600, Setup())
     assert r["detected"] == 1 and r["firing_notices_per_incident"] == [1] and r["delay_min_median"] < 60
+    assert r["false_alerts_before_spike"] == 0

@@ -1,6 +1,7 @@
 """Turns copied from Rasa's tracker store: exactly once, late rows, bad rows."""
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import text
@@ -80,3 +81,16 @@ def test_missing_fields_and_garbage_json(tmp_path: Path, sqlite_url: str) -> Non
 def test_no_tracker_table_yet(tmp_path: Path, sqlite_url: str) -> None:
     empty = make_engine(f"sqlite:///{tmp_path / 'none.db'}")
     assert ingest_once(empty, make_engine(sqlite_url)) == 0
+
+
+def test_a_message_already_taken_from_the_broker_is_not_stored_again(tmp_path: Path, sqlite_url: str) -> None:
+    tracker, app = _tracker(tmp_path), make_engine(sqlite_url)
+    with Session(app) as s:  # switched from the broker to the tracker store: m1 was counted already
+        s.add(Turn(message_id="m1", sender_id="s1", text="hi", timestamp=datetime.now(UTC)))
+        s.commit()
+    for i, mid in enumerate(["m1", "m2", None, None], start=1):
+        event = json.loads(_user_event(f"turn {i}", "greet"))
+        _insert(tracker, i, "user", json.dumps({**event, "message_id": mid} if mid else event))
+    assert ingest_all(tracker, app) == 3  # m2 and the two turns without an id
+    with Session(app) as s:
+        assert sorted(str(t.message_id) for t in s.exec(select(Turn)).all()) == ["None", "None", "m1", "m2"]
