@@ -12,7 +12,10 @@ the served model scores every text once, which is what production sees).
   that topic (32 % → 48 %) for three hours. Reported: the detection delay (stream minutes from
   the spike's start to the incident's firing notification), misses (not within the three hours),
   notifications per incident, and false alerts before the spike.
-- ``throughput``: messages/minute through NLU batch scoring plus detection (2 cores).
+- ``throughput``: messages/minute through NLU batch scoring (each ``--backends`` entry) plus
+  detection (2 cores), and each backend's sentiment agreement with the first.
+- ``tune``: the detector grid (``tune_grid``) on the same quiet weeks and spike trials, the
+  false-alert / delay trade-off the defaults were chosen from.
 
 Results: benchmarks/results/monitoring.json; docs/BENCHMARKS.md quotes them.
 """
@@ -67,11 +70,11 @@ def load_pool(data: Path, labels: str) -> Pool:
                 [t for t, n in zip(texts, negative, strict=True) if not n])  # fmt: skip
 
 
-def score_with_nlu(texts: list[str], batch: int = 256) -> list[str]:
+def score_with_nlu(texts: list[str], batch: int = 256, backend: str = "onnx") -> list[str]:
     """Sentiment labels from the served NLU model (var/models/nlu)."""
     from nlu.predict import load_predictor
 
-    predictor = load_predictor(ROOT / "var" / "models" / "nlu", backend="onnx")
+    predictor = load_predictor(ROOT / "var" / "models" / "nlu", backend=backend)
     out: list[str] = []
     for i in range(0, len(texts), batch):
         out += [str((p.get("sentiment") or {}).get("label")) for p in predictor.parse_batch(texts[i : i + batch])]
@@ -215,32 +218,40 @@ def bench_tune(pool: Pool, quiet_rates: list[float], volumes: list[float], trial
     return rows  # fmt: skip
 
 
-def bench_throughput(pool: Pool, n: int, labels: str, seed: int) -> dict[str, Any]:
-    """Messages/minute through scoring (NLU, when ``labels`` is nlu) and detection."""
+def bench_throughput(pool: Pool, n: int, labels: str, seed: int, backends: list[str]) -> list[dict[str, Any]]:
+    """Messages/minute through scoring (the NLU batch path, per backend, when ``labels`` is nlu) and detection."""
     rng = np.random.default_rng(seed)
     turns = stream(rng, pool, 0, n / 1000, mix(1000 * 1.0), {})[:n]
     texts = [t.text for t in turns]
-    started = time.perf_counter()
-    if labels == "nlu":
-        score_with_nlu(texts)
-    scored = time.perf_counter()
-    run_monitor(turns, turns[-1].ts + HOUR, Setup())
-    done = time.perf_counter()
-    return {"messages": len(turns), "scoring_s": round(scored - started, 2), "detection_s": round(done - scored, 2),
-            "messages_per_minute": round(len(turns) / (done - started) * 60),
-            "detection_only_per_minute": round(len(turns) / (done - scored) * 60)}  # fmt: skip
+    rows, reference = [], None
+    for backend in backends if labels == "nlu" else ["(gold labels, no scoring)"]:
+        started = time.perf_counter()
+        predicted = score_with_nlu(texts, backend=backend) if labels == "nlu" else None
+        scored = time.perf_counter()
+        run_monitor(turns, turns[-1].ts + HOUR, Setup())
+        done = time.perf_counter()
+        reference = reference or predicted
+        agreement = (sum(a == b for a, b in zip(predicted, reference, strict=True)) / len(predicted)
+                     if predicted and reference else None)  # fmt: skip
+        rows.append({"backend": backend, "messages": len(turns), "scoring_s": round(scored - started, 2),
+                     "detection_s": round(done - scored, 2),
+                     "messages_per_minute": round(len(turns) / (done - started) * 60),
+                     "detection_only_per_minute": round(len(turns) / (done - scored) * 60),
+                     "sentiment_agreement_with_first": None if agreement is None else round(agreement, 4)})  # fmt: skip
+    return rows
 
 
 def main() -> None:
     """Run the chosen sections, print tables, write benchmarks/results/monitoring.json."""
     p = argparse.ArgumentParser(prog="python -m benchmarks.monitoring")
-    p.add_argument("--sections", default="quiet,spikes,throughput")
+    p.add_argument("--sections", default="quiet,spikes,tune,throughput")
     p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     p.add_argument("--labels", choices=["gold", "nlu"], default="nlu", help="negative = gold label or NLU prediction")
     p.add_argument("--rate", type=float, default=600, help="messages/hour in the quiet week")
     p.add_argument("--volumes", default="200,500,1000,2000", help="messages/hour of the spiked topic")
     p.add_argument("--trials", type=int, default=20)
     p.add_argument("--throughput-messages", type=int, default=20_000)
+    p.add_argument("--backends", default="onnx,onnx-int8", help="NLU backends timed by --sections throughput")
     p.add_argument("--tune-rates", default="600,3000", help="quiet-week volumes of --sections tune")
     p.add_argument("--tune-volumes", default="200,1000", help="spiked-topic volumes of --sections tune")
     p.add_argument("--tune-trials", type=int, default=5)
@@ -279,10 +290,12 @@ def main() -> None:
                      + [f'{r["spikes"][str(v)]["within_10_min"]}/{r["spikes"][str(v)]["trials"]}' for v in volumes]
                      for r in rows]))  # fmt: skip
     if "throughput" in sections:
-        results["throughput"] = t = bench_throughput(pool, args.throughput_messages, args.labels, args.seed)
-        print(table(["messages", "scoring s", "detection s", "messages/min", "detection only/min"],
-                    [[t["messages"], t["scoring_s"], t["detection_s"], t["messages_per_minute"],
-                      t["detection_only_per_minute"]]]))  # fmt: skip
+        results["throughput"] = rows = bench_throughput(pool, args.throughput_messages, args.labels, args.seed,
+                                                        args.backends.split(","))  # fmt: skip
+        print(table(["backend", "messages", "scoring s", "detection s", "messages/min", "detection only/min",
+                     "agreement"],
+                    [[t["backend"], t["messages"], t["scoring_s"], t["detection_s"], t["messages_per_minute"],
+                      t["detection_only_per_minute"], t["sentiment_agreement_with_first"]] for t in rows]))  # fmt: skip
     write_results("monitoring", results, merge=True)
 
 

@@ -318,6 +318,20 @@ class AlertIncident(SQLModel, table=True):
     ack_via: str | None = Field(default=None, max_length=16)  # slack | console
 
 
+class AlertSilence(SQLModel, table=True):
+    """Mute the alerts of one topic (or a whole dimension) for a while: tracked, never notified."""
+
+    __tablename__ = "alert_silence"
+
+    id: int | None = Field(default=None, primary_key=True)
+    dimension: str = Field(max_length=16)  # all | intent | channel | product
+    value: str = Field(default="*", max_length=100)  # the topic's value; * = every topic of the dimension
+    starts_at: datetime = Field(default_factory=utcnow)
+    ends_at: datetime = Field(index=True)
+    created_by: str = Field(max_length=100)
+    comment: str = Field(default="", max_length=500)
+
+
 class AlertDelivery(SQLModel, table=True):
     """One notification of an incident to one sink (outbox: sent by the delivery loop, retried with backoff)."""
 

@@ -20,8 +20,8 @@ import httpx
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from core.models import AlertDelivery, AlertIncident, MonitorState, Turn, utcnow
-from monitoring.rules import Notification
+from core.models import AlertDelivery, AlertIncident, AlertSilence, MonitorState, Turn, utcnow
+from monitoring.rules import Notification, Silence
 from monitoring.stream import Monitor, TurnIn
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,20 @@ def nlu_scorer(url: str, token: str = "", timeout: float = 30.0) -> Scorer:
     return score
 
 
+def silences(s: Session) -> list[Silence]:
+    """The console's silences that have not ended, as the alert engine's matchers (times in epoch seconds)."""
+    rows = s.exec(select(AlertSilence).where(col(AlertSilence.ends_at) > utcnow()))
+    return [
+        Silence({"dimension": r.dimension} | ({} if r.value == "*" else {"value": r.value}),
+                _epoch(r.starts_at), _epoch(r.ends_at))
+        for r in rows
+    ]  # fmt: skip
+
+
+def _epoch(at: datetime) -> float:
+    return (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp()
+
+
 def _turn_in(t: Turn) -> TurnIn:
     product = None
     with contextlib.suppress(ValueError, AttributeError):  # malformed entities: no product topic
@@ -66,6 +80,7 @@ def run_pass(
         monitor = monitor_factory()
         if st.state and st.state != "{}":
             monitor.restore(json.loads(st.state))
+        monitor.engine.silences = silences(s)
         turns = list(s.exec(select(Turn).where(col(Turn.id) > st.position).order_by(col(Turn.id)).limit(batch)))
         if not _score_missing(turns, scorer):  # the NLU is down: stop before the first unscored turn, retry later
             turns = turns[: next(i for i, t in enumerate(turns) if t.sentiment is None and t.text.strip())]

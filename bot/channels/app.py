@@ -124,7 +124,8 @@ def _handler(code: int):  # type: ignore[no-untyped-def]
     async def handle(request: Request, exc: Exception) -> Response:
         referer = urlsplit(request.headers.get("referer", ""))
         html_form = request.method == "POST" and "text/html" in request.headers.get("accept", "")
-        if html_form and referer.path.startswith("/console/conversations/") and code != 401:
+        back = referer.path.startswith("/console/conversations/") or referer.path == "/console/alerts"
+        if html_form and back and code != 401:  # a console form: back to its page, with the message
             return RedirectResponse(f"{referer.path}?error={quote(str(exc))}", status_code=303)
         if code == 401 and request.url.path.startswith("/console") and html_form:
             return RedirectResponse("/console/login", status_code=303)

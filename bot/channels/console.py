@@ -9,7 +9,7 @@ session's CSRF token; the session cookie is HttpOnly and SameSite=Strict.
 import functools
 import json
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -22,10 +22,10 @@ from sqlmodel import Session, col, select
 from bot.channels import auth
 from bot.channels.auth import Staff
 from bot.channels.conversations import ChatService, message_public
-from bot.channels.errors import Forbidden, NotAuthenticated
+from bot.channels.errors import BadMessage, Forbidden, NotAuthenticated
 from bot.channels.web import Typing
 from core.handoff import CLOSED_STATES, HandoffNotFound, history
-from core.models import ACTIVE_HANDOFF_STATES, AlertIncident, Conversation, Handoff
+from core.models import ACTIVE_HANDOFF_STATES, AlertIncident, AlertSilence, Conversation, Handoff, utcnow
 from monitoring import bi, report
 from monitoring.sinks import acknowledge
 
@@ -33,6 +33,8 @@ TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 COOKIE = "staff_session"
 LOGIN_CSRF = "login_csrf"
 ACTIONS = {"claim", "release", "resolve", "hand-back"}
+SILENCE_DIMENSIONS = ("all", "intent", "channel", "product")
+MAX_SILENCE_HOURS = 168.0
 DaysParam = Annotated[int, Query(ge=1, le=bi.MAX_DAYS, description="the last N days (UTC), today included")]
 
 
@@ -173,14 +175,58 @@ def router(service: ChatService, typing: Typing, *, session_hours: float, secure
         return _to(f"/console/conversations/{quote(change.handoff.conversation_id, safe='')}")
 
     @api.get("/alerts", response_class=HTMLResponse)
-    def alerts_page(request: Request, person: PageStaff) -> Response:
+    def alerts_page(request: Request, person: PageStaff, error: str = "") -> Response:
         with Session(engine) as s:
             rows = list(s.exec(select(AlertIncident).order_by(col(AlertIncident.id).desc()).limit(50)))
+            silenced = list(s.exec(select(AlertSilence).order_by(col(AlertSilence.ends_at).desc()).limit(20)))
+        now = utcnow()
+        silences = [{"id": x.id, "topic": x.dimension if x.value == "*" else f"{x.dimension}:{x.value}",
+                     "until": x.ends_at.isoformat(timespec="minutes"), "by": x.created_by, "comment": x.comment,
+                     "active": _aware(x.ends_at) > now} for x in silenced]  # fmt: skip
         incidents = [{"id": i.id, "state": i.state, "opened_at": i.opened_at.isoformat(timespec="minutes"),
                       "resolved_at": i.resolved_at.isoformat(timespec="minutes") if i.resolved_at else "",
                       "evidence": json.loads(i.evidence or "{}"), "acked_by": i.acked_by, "ack_via": i.ack_via}
                      for i in rows]  # fmt: skip
-        return TEMPLATES.TemplateResponse(request, "alerts.html", {"staff": person, "incidents": incidents})
+        return TEMPLATES.TemplateResponse(request, "alerts.html", {
+            "staff": person, "incidents": incidents, "silences": silences, "error": error[:300],
+            "dimensions": SILENCE_DIMENSIONS, "can_silence": person.role in {"risk", "admin"},
+        })  # fmt: skip
+
+    def silencer(person: Staff, csrf: str) -> Staff:
+        auth.check_csrf(person, csrf)
+        if person.role not in {"risk", "admin"}:
+            raise Forbidden("only the risk team (or an admin) silences alerts")
+        return person
+
+    @api.post("/silences")
+    def add_silence(
+        person: StaffDep, csrf_token: Annotated[str, Form()], dimension: Annotated[str, Form(max_length=16)],
+        hours: Annotated[float, Form()], value: Annotated[str, Form(max_length=100)] = "*",
+        comment: Annotated[str, Form(max_length=500)] = "",
+    ) -> Response:  # fmt: skip
+        me = silencer(person, csrf_token)
+        if dimension not in SILENCE_DIMENSIONS:
+            raise BadMessage(f"dimension must be one of {', '.join(SILENCE_DIMENSIONS)}")
+        if not 0 < hours <= MAX_SILENCE_HOURS:
+            raise BadMessage(f"a silence lasts more than 0 and at most {MAX_SILENCE_HOURS} hours")
+        value = "*" if dimension == "all" else (value.strip() or "*")
+        with Session(engine) as s:
+            s.add(AlertSilence(dimension=dimension, value=value, ends_at=utcnow() + timedelta(hours=hours),
+                               created_by=me.username, comment=comment.strip()))  # fmt: skip
+            s.commit()
+        return _to("/console/alerts")
+
+    @api.post("/silences/{silence_id}/end")
+    def end_silence(silence_id: int, person: StaffDep, csrf_token: Annotated[str, Form()]) -> Response:
+        silencer(person, csrf_token)
+        with Session(engine) as s:
+            silence = s.get(AlertSilence, silence_id)
+            if silence is None:
+                raise HandoffNotFound(f"no silence #{silence_id}")
+            silence.ends_at = min(_aware(silence.ends_at), utcnow())
+            s.add(silence)
+            s.commit()
+        return _to("/console/alerts")
 
     @api.post("/alerts/{incident_id}/ack")
     def ack_alert(incident_id: int, person: StaffDep, csrf_token: Annotated[str, Form()]) -> Response:
@@ -256,6 +302,10 @@ def _row(service: ChatService, h: Handoff, person: Staff) -> dict[str, Any]:
 def _report_css() -> str:
     """The console's style sheet, inlined into the downloadable report (which must stand alone)."""
     return (Path(__file__).parent / "static" / "console.css").read_text()
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 def _to(url: str) -> RedirectResponse:

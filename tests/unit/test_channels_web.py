@@ -310,3 +310,34 @@ def test_two_closes_while_rasa_was_down_replay_only_the_latest(gateway) -> None:
     housekeeping(service)
     texts = [m["text"] for m in client.get("/api/chat/messages", headers=who).json()["messages"]]
     assert sum("How happy are you" in t for t in texts) == 1  # the older close is not replayed afterwards
+
+
+def test_silences_are_managed_by_the_risk_team(gateway) -> None:  # type: ignore[no-untyped-def]
+    from core.models import AlertSilence
+    from monitoring.job import silences
+
+    client, _, service = gateway
+    ann, ann_csrf = _staff(client.app, "ann")
+    form = {"dimension": "intent", "value": "payments", "hours": "2", "comment": "PSP outage, ticket 42"}
+    assert ann.post("/console/silences", data={**form, "csrf_token": ann_csrf}).status_code == 403
+    assert 'id="new-silence"' not in ann.get("/console/alerts").text  # agents do not see the form
+    rita, csrf = _staff(client.app, "rita")
+    assert rita.post("/console/silences", data=form).status_code == 422  # no CSRF field
+    r = rita.post("/console/silences", data={**form, "csrf_token": csrf}, follow_redirects=False)
+    assert r.status_code == 303
+    page = rita.get("/console/alerts").text
+    assert "intent:payments" in page and "PSP outage, ticket 42" in page and "End now" in page
+    bad = rita.post("/console/silences", data={**form, "hours": "500", "csrf_token": csrf},
+                    headers={"accept": "text/html", "referer": "http://testserver/console/alerts"},
+                    follow_redirects=False)  # fmt: skip
+    assert bad.status_code == 303 and "at+most+168" in bad.headers["location"].replace("%20", "+")
+    assert rita.post("/console/silences", data={**form, "dimension": "galaxy", "csrf_token": csrf}).status_code == 422
+    with Session(service.engine) as s:
+        active = silences(s)
+        silence_id = s.exec(select(AlertSilence)).one().id
+    assert [(x.matchers, round(x.end - x.start)) for x in active] == [({"dimension": "intent", "value": "payments"},
+                                                                        7200)]  # fmt: skip
+    assert rita.post(f"/console/silences/{silence_id}/end", data={"csrf_token": csrf}).status_code == 200
+    with Session(service.engine) as s:
+        assert silences(s) == []
+    assert rita.post("/console/silences/99/end", data={"csrf_token": csrf}).status_code == 404

@@ -11,7 +11,7 @@ import pytest
 from slack_sdk import WebClient
 from sqlmodel import Session, create_engine, select
 
-from core.models import AlertDelivery, AlertIncident, MonitorState, Turn
+from core.models import AlertDelivery, AlertIncident, MonitorState, Turn, utcnow
 from monitoring import job
 from monitoring.job import run_pass
 from monitoring.rules import RuleConfig
@@ -179,3 +179,17 @@ def test_the_first_acknowledgement_counts(engine) -> None:  # type: ignore[no-un
 
 def _client(mock: SlackMock) -> WebClient:
     return WebClient(token="xoxb-test", base_url=mock.url)
+
+
+def test_a_silenced_topic_is_tracked_but_not_notified(engine) -> None:  # type: ignore[no-untyped-def]
+    from core.models import AlertSilence
+
+    _fill(engine)
+    with Session(engine) as s:  # the incident shows in the payments topic, and in all traffic and the web channel
+        for dimension in ("intent", "all", "channel"):
+            s.add(AlertSilence(dimension=dimension, starts_at=START, ends_at=utcnow() + timedelta(days=1),
+                               created_by="rita"))  # fmt: skip
+        s.commit()
+    while run_pass(engine, _factory, ["webhook"], batch=100_000) > 0:
+        pass
+    assert _deliveries(engine) == []
