@@ -105,7 +105,11 @@ def run_pass(
 
 
 def _score_missing(turns: list[Turn], scorer: Scorer | None) -> bool:
-    """Give turns without a sentiment one; False when some could not be scored (no scorer, NLU down)."""
+    """Give turns without a sentiment one; False when the NLU could not be asked (no scorer, NLU down).
+
+    A text the NLU answers without a sentiment (a button payload) stays unscored and is skipped:
+    waiting for it would stop the monitor for good.
+    """
     missing = [t for t in turns if t.sentiment is None and t.text.strip()]
     if not missing:
         return True
@@ -121,7 +125,7 @@ def _score_missing(turns: list[Turn], scorer: Scorer | None) -> bool:
             t.sentiment = str(sentiment.get("label"))
             score = sentiment.get("score")
             t.sentiment_score = float(score) if isinstance(score, int | float) else None
-    return all(t.sentiment is not None for t in missing)
+    return True
 
 
 def _record(s: Session, note: Notification, sinks: list[str]) -> None:

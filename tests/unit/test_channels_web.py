@@ -326,7 +326,9 @@ def test_silences_are_managed_by_the_risk_team(gateway) -> None:  # type: ignore
     r = rita.post("/console/silences", data={**form, "csrf_token": csrf}, follow_redirects=False)
     assert r.status_code == 303
     page = rita.get("/console/alerts").text
-    assert "intent:payments" in page and "PSP outage, ticket 42" in page and "End now" in page
+    assert "<title>Alerts · Store bot</title>" in page
+    main = page.split("<main>")[1]
+    assert "intent:payments" in main and "PSP outage, ticket 42" in main and "End now" in main
     bad = rita.post("/console/silences", data={**form, "hours": "500", "csrf_token": csrf},
                     headers={"accept": "text/html", "referer": "http://testserver/console/alerts"},
                     follow_redirects=False)  # fmt: skip

@@ -106,6 +106,14 @@ def test_unscored_turns_wait_for_the_nlu(engine) -> None:  # type: ignore[no-unt
         assert {t.sentiment for t in s.exec(select(Turn))} == {"negative"}
 
 
+def test_a_text_the_nlu_cannot_score_is_skipped_not_waited_for(engine) -> None:  # type: ignore[no-untyped-def]
+    _fill(engine, hours=1, per_hour=60, sentiment=False)  # e.g. a button payload: parsed without a sentiment
+    assert run_pass(engine, _factory, [], scorer=lambda texts: [None for _ in texts]) == 60
+    with Session(engine) as s:
+        state = json.loads(s.get(MonitorState, job.NAME).state)  # type: ignore[union-attr]
+    assert state["skipped"] == 60 and state["detectors"] == {}
+
+
 def _incident(engine) -> int:  # type: ignore[no-untyped-def]
     with Session(engine) as s:
         evidence = {"messages": 40, "negative": 30, "rate": 0.75, "baseline": 0.3, "tests": ["ewma"],
