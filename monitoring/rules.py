@@ -24,9 +24,9 @@ from typing import Any
 class RuleConfig:
     """Timing of alerts and incidents (seconds of stream time)."""
 
-    # 0: the CUSUM's threshold already demands sustained evidence; each 60 s of `for:` adds about a
-    # minute of delay (benchmarks/monitoring.py --sections tune) without removing false alerts there
-    for_seconds: float = 0.0
+    # One bin: a condition must still hold at the next bin's close. It filters the brief excursions
+    # behind most false alerts for about 1.5 minutes of delay (benchmarks/monitoring.py --sections tune).
+    for_seconds: float = 60.0
     keep_firing_for: float = 900.0
     repeat_interval: float = 4 * 3600.0
     cooldown: float = 1800.0

@@ -20,6 +20,7 @@ from nlu.payload import parse_payload
 log = logging.getLogger(__name__)
 FALLBACK_INTENT = "nlu_fallback"
 RANKING_SIZE = 10
+CHUNK = 32  # texts per forward pass in parse_batch (length-sorted, so a chunk pads to similar lengths)
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
@@ -41,9 +42,15 @@ class Predictor:
 
     @torch.inference_mode()
     def parse_batch(self, texts: list[str]) -> list[dict[str, Any]]:
-        """Parse many texts in one forward pass (dynamic padding)."""
+        """Parse many texts: sorted by length into chunks of ``CHUNK`` so little is padding, results in order."""
         results: list[dict[str, Any] | None] = [self._payload_result(t) for t in texts]
-        todo = [i for i, r in enumerate(results) if r is None]
+        todo = sorted((i for i, r in enumerate(results) if r is None), key=lambda i: len(texts[i]))
+        for start in range(0, len(todo), CHUNK):
+            self._parse_chunk(texts, todo[start : start + CHUNK], results)
+        return [r for r in results if r is not None]
+
+    def _parse_chunk(self, texts: list[str], todo: list[int], results: list[dict[str, Any] | None]) -> None:
+        """One forward pass over ``texts[i] for i in todo`` (dynamic padding), written into ``results``."""
         if todo:
             # Control characters become spaces (same length, so offsets still index the original text).
             clean = [_CONTROL.sub(" ", texts[i]) for i in todo]
@@ -60,7 +67,6 @@ class Predictor:
                     else []
                 )
                 results[i] = self._model_result(texts[i], intent_p[row], sent_p[row], learned)
-        return [r for r in results if r is not None]
 
     def parse(self, text: str) -> dict[str, Any]:
         """Parse one message in Rasa's ``/model/parse`` format."""
