@@ -79,7 +79,7 @@ def fit(
     np.random.seed(cfg["seed"])
     torch.manual_seed(cfg["seed"])
     net = build_net(NetConfig(n_items=n_items, **{k: cfg[k] for k in NET_KEYS})).to(device)
-    opt = torch.optim.Adam(net.parameters(), lr=cfg["lr"], betas=(0.9, 0.98))
+    opt = torch.optim.Adam(net.parameters(), lr=cfg["lr"])
     best: tuple[float, int, dict[str, torch.Tensor]] = (-1.0, 0, copy.deepcopy(net.state_dict()))
     history: list[dict[str, float]] = []
     started, epoch = time.time(), 0
@@ -108,10 +108,17 @@ def _epoch(
     batches = list(
         training_batches(train, max_len=cfg["max_len"], batch_size=cfg["batch_size"], seed=cfg["seed"] + epoch)
     )
+    # Batches group histories of similar length (a batch is only as wide as its longest history), so a
+    # per-batch mean would weigh a short history's positions several times more than a long one's:
+    # each position's loss is divided by the mean number of positions per batch instead.
+    per_batch = max(1.0, sum(int((t > 0).sum()) for _, t in batches) / max(1, len(batches)))
     total = 0.0
     bar = tqdm(batches, desc=f"epoch {epoch}", leave=False)
     for inputs, targets in bar:
-        loss = net.loss(torch.from_numpy(inputs).to(device), torch.from_numpy(targets).to(device), cfg["negatives"])
+        loss = (
+            net.loss(torch.from_numpy(inputs).to(device), torch.from_numpy(targets).to(device), cfg["negatives"], "sum")
+            / per_batch
+        )
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

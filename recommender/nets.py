@@ -43,27 +43,30 @@ class SequenceNet(nn.Module):
         with torch.no_grad():
             self.items.weight[0].zero_()
 
-    def loss(self, items: torch.Tensor, targets: torch.Tensor, negatives: int = 0) -> torch.Tensor:
-        """Mean next-item cross-entropy over the positions that have a target.
+    def loss(
+        self, items: torch.Tensor, targets: torch.Tensor, negatives: int = 0, reduction: str = "mean"
+    ) -> torch.Tensor:
+        """Next-item cross-entropy over the positions that have a target (their mean, or ``sum``).
 
         Args:
             items: [B, L] input item ids (0 = padding).
             targets: [B, L] next item per position (0 = no target).
             negatives: 0 for the full softmax over all items, else the number of uniformly
                 sampled negatives shared by the batch (the target's logit is always included).
+            reduction: ``mean`` or ``sum`` over the positions.
         """
         hidden = self(items)  # [B, L, D]
         keep = targets > 0
         h, t = hidden[keep], targets[keep]  # [N, D], [N]
         if negatives <= 0:
             logits = h @ self.items.weight[1:].T  # [N, n_items]
-            return F.cross_entropy(logits, t - 1)
+            return F.cross_entropy(logits, t - 1, reduction=reduction)
         sampled = torch.randint(1, self.cfg.n_items + 1, (negatives,), device=items.device)
         pos = (h * self.items(t)).sum(-1, keepdim=True)  # [N, 1]
         neg = h @ self.items(sampled).T  # [N, negatives]
         neg = neg.masked_fill(sampled.unsqueeze(0) == t.unsqueeze(1), float("-inf"))
         logits = torch.cat([pos, neg], dim=1)
-        return F.cross_entropy(logits, torch.zeros_like(t))
+        return F.cross_entropy(logits, torch.zeros_like(t), reduction=reduction)
 
     def predict(self, items: torch.Tensor) -> torch.Tensor:
         """Scores of every item after the last position: [B, n_items + 1] (column 0 is -inf)."""
@@ -74,7 +77,14 @@ class SequenceNet(nn.Module):
 
 
 class SASRec(SequenceNet):
-    """Causal self-attention over the last ``max_len`` items (Kang & McAuley 2018), pre-norm blocks."""
+    """Causal self-attention over the last ``max_len`` items (Kang & McAuley 2018), pre-norm blocks.
+
+    Initialisation follows SASRec+ (Klenitskiy & Vasilev 2023): item and position embeddings and
+    linear layers from N(0, 0.02), so at the start the √d-scaled item signal dominates the
+    position noise; each block is initialised on its own (``nn.TransformerEncoder`` copies one).
+    """
+
+    INIT_STD = 0.02
 
     def __init__(self, cfg: NetConfig) -> None:
         super().__init__(cfg)
@@ -86,6 +96,18 @@ class SASRec(SequenceNet):
         )  # fmt: skip
         self.blocks = nn.TransformerEncoder(layer, cfg.blocks, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(cfg.dim)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        nn.init.normal_(self.items.weight, std=self.INIT_STD)
+        nn.init.normal_(self.positions.weight, std=self.INIT_STD)
+        with torch.no_grad():
+            self.items.weight[0].zero_()
+        for block in self.blocks.layers:
+            nn.init.xavier_uniform_(block.self_attn.in_proj_weight)
+            for linear in (block.self_attn.out_proj, block.linear1, block.linear2):
+                nn.init.normal_(linear.weight, std=self.INIT_STD)
+                nn.init.zeros_(linear.bias)
 
     def forward(self, items: torch.Tensor) -> torch.Tensor:
         """Hidden state per position: [B, L, D] for items [B, L] (left-padded)."""

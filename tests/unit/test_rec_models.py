@@ -10,7 +10,7 @@ from recommender.baselines import ItemKNN, Popularity
 from recommender.evaluate import evaluate
 from recommender.fit import NetScorer, fit, load_config
 from recommender.metrics import mask_seen, sampled_ranks, target_ranks
-from recommender.nets import NetConfig, build_net
+from recommender.nets import NetConfig, SASRec, build_net
 from recommender.sequences import leave_one_out, left_pad, training_batches, validation_view
 
 N_ITEMS = 12
@@ -77,3 +77,23 @@ def test_baselines() -> None:
     assert scores[1] > scores[3] and scores[4] == 0  # 1 co-occurs with 2; 3 and 4 never do
     result = evaluate(pop, [[4]], [1], 4, sampled=2)
     assert result["full"]["hr@10"] == 1.0
+
+
+def test_sasrec_starts_small_and_each_block_on_its_own() -> None:
+    torch.manual_seed(0)
+    net = build_net(NetConfig(kind="sasrec", n_items=500, dim=32, blocks=2, max_len=50))
+    assert isinstance(net, SASRec)
+    assert abs(float(net.items.weight[1:].std()) - 0.02) < 0.003
+    assert abs(float(net.positions.weight.std()) - 0.02) < 0.003  # not N(0, 1): the item signal dominates
+    first, second = list(net.blocks.layers)
+    assert not torch.equal(first.linear1.weight, second.linear1.weight)
+
+
+@pytest.mark.parametrize("kind", ["sasrec", "gru"])
+def test_summed_loss_counts_every_position_once(kind: str) -> None:
+    torch.manual_seed(0)
+    net = build_net(NetConfig(kind=kind, n_items=30, dim=16, blocks=2, max_len=8)).eval()
+    items = torch.tensor([[0, 0, 3, 4, 5], [1, 2, 3, 4, 5]])
+    targets = torch.tensor([[0, 0, 4, 5, 6], [2, 3, 4, 5, 6]])
+    mean, total = net.loss(items, targets), net.loss(items, targets, reduction="sum")
+    assert torch.allclose(total, mean * 8)  # 3 + 5 positions with a target
