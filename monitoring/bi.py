@@ -138,7 +138,8 @@ def build(engine: Engine, start: date, end: date) -> Dashboard:
         "rec_conversion": [_ratio(recs["converted"].get(d, 0), recs["impressions"].get(d)) for d in days],
         "alerts": [sum(1 for i in incidents if i.opened_at.date().isoformat() == d) for d in days],
     }  # fmt: skip
-    daily["containment"] = [None if r is None else round(1 - r, 4) for r in daily["handoff_rate"]]
+    # a handoff whose turns the monitor has not copied yet could make a rate exceed 1: clamp
+    daily["containment"] = [None if r is None else round(max(0.0, 1 - r), 4) for r in daily["handoff_rate"]]
     totals_turns = [sum(r[i] or 0 for r in turns.values()) for i in range(5)]
     impressions = sum(recs["impressions"].values())
     csat_n = sum(n for _, n in ratings)
@@ -147,7 +148,7 @@ def build(engine: Engine, start: date, end: date) -> Dashboard:
         "user_turns": totals_turns[0],
         "handoffs": sum(n for _, n in outcomes),
         "handoff_rate": _ratio(handed_off, conversations),
-        "containment": None if not conversations else round(1 - handed_off / conversations, 4),
+        "containment": None if not conversations else round(max(0.0, 1 - handed_off / conversations), 4),
         "fallback_rate": _ratio(totals_turns[2], totals_turns[0]),
         "negative_share": _ratio(totals_turns[3], totals_turns[4]),
         "csat": round(sum(int(r) * n for r, n in ratings) / csat_n, 2) if csat_n else None,

@@ -14,6 +14,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import httpx
@@ -27,6 +28,7 @@ from monitoring.stream import Monitor, TurnIn
 log = logging.getLogger(__name__)
 NAME = "sentiment"
 BATCH = 256  # the NLU batch endpoint's maximum
+MAX_SKEW = 300.0  # turns stamped further ahead of the job's clock count at the job's time
 
 Scorer = Callable[[list[str]], list[dict[str, object] | None]]
 
@@ -89,7 +91,10 @@ def run_pass(
             if t.sentiment is None:  # an empty text has no sentiment
                 monitor.skipped += 1
                 continue
-            notes += monitor.add(_turn_in(t))  # scored turns are in the session: their scores commit below
+            turn = _turn_in(t)
+            if now is not None and turn.ts > now + MAX_SKEW:  # a clock far ahead must not drag the watermark along
+                turn = replace(turn, ts=now)
+            notes += monitor.add(turn)  # scored turns are in the session: their scores commit below
         if now is not None and len(turns) < batch:  # caught up: time passes even without messages
             notes += monitor.advance(now - monitor.lateness)
         for note in notes:

@@ -32,6 +32,7 @@ CATEGORIES = {
 }  # fmt: skip
 _CATEGORY_OF = {intent: cat for cat, intents in CATEGORIES.items() for intent in intents}
 EXAMPLES_PER_ALERT = 3
+MAX_QUIET_BINS = 7 * 24 * 60  # after a longer silence the empty bins are skipped, not closed one by one
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,10 @@ class Monitor:
             return out
         last = int(until // self.detector.bin_seconds)  # bins with index < last have ended
         first = self.closed_before if self.closed_before is not None else min(self.bins)
+        if last - first > MAX_QUIET_BINS:  # a long outage: close the bins that hold turns, skip the empty rest
+            for index in sorted(i for i in self.bins if i < last - MAX_QUIET_BINS):
+                out += self._close(index)
+            first = max(first, last - MAX_QUIET_BINS)
         for index in range(first, last):
             out += self._close(index)
         if last > first:
@@ -126,6 +131,7 @@ class Monitor:
     def state(self) -> dict[str, Any]:
         """Everything needed to continue after a restart, as JSON-ready data."""
         return {
+            "bin_seconds": self.detector.bin_seconds,
             "detectors": {k: d.state() for k, d in self.detectors.items()},
             "labels": self.labels,
             "bins": {str(i): {"n": dict(b.n), "negative": dict(b.negative), "examples": dict(b.examples)}
@@ -139,7 +145,14 @@ class Monitor:
         }  # fmt: skip
 
     def restore(self, state: dict[str, Any]) -> None:
-        """Continue from :meth:`state`: the same bins, baselines, pending alerts and open incidents."""
+        """Continue from :meth:`state`: the same bins, baselines, pending alerts and open incidents.
+
+        A state saved with another bin width keeps its alerts and incidents but starts the
+        stream and the detectors afresh (its bin numbers and baselines mean something else).
+        """
+        self.engine.restore(state["engine"])
+        if state.get("bin_seconds") != self.detector.bin_seconds:
+            return
         self.detectors = {k: TopicDetector.restore(v, self.detector) for k, v in state["detectors"].items()}
         self.labels = {k: dict(v) for k, v in state["labels"].items()}
         self.bins = {}
@@ -153,7 +166,6 @@ class Monitor:
         self.watermark = -math.inf if state["watermark"] is None else float(state["watermark"])
         self.late, self.skipped = int(state["late"]), int(state["skipped"])
         self.examples = {k: list(v) for k, v in state.get("examples", {}).items()}
-        self.engine.restore(state["engine"])
 
     def _close(self, index: int) -> list[Notification]:
         b = self.bins.pop(index, _Bin())

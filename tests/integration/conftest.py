@@ -6,6 +6,7 @@ import hashlib
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -127,11 +128,11 @@ class Stack:
         return (self.settings.var_dir / "staff-admin-password.txt").read_text().strip()
 
 
-@pytest.fixture(scope="module")
-def stack(
-    database_url: str, quick_nlu_model: Path, quick_rec_model: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Stack]:
-    """Start everything on free ports against ``database_url``; stop it afterwards.
+def running_stack(
+    database_url: str, quick_nlu_model: Path, quick_rec_model: Path, tmp_path_factory: pytest.TempPathFactory,
+    **extra: Any,
+) -> Iterator[Stack]:  # fmt: skip
+    """Start everything on free ports against ``database_url`` (``extra``: more settings); stop it afterwards.
 
     Slack is a local mock of its Web API; the risk team's alerts go to its channel ``CRISK``.
     """
@@ -151,6 +152,7 @@ def stack(
         slack_signing_secret="integration-signing-secret",
         slack_api_url=slack.url,
         risk_slack_channel="CRISK",
+        **extra,
     )
     services = up(settings, timeout=240)
     try:
@@ -158,3 +160,11 @@ def stack(
     finally:
         stop_all(services)
         slack.close()
+
+
+@pytest.fixture(scope="module")
+def stack(
+    database_url: str, quick_nlu_model: Path, quick_rec_model: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    """The whole stack against the test's database."""
+    yield from running_stack(database_url, quick_nlu_model, quick_rec_model, tmp_path_factory)

@@ -201,3 +201,15 @@ def test_a_silenced_topic_is_tracked_but_not_notified(engine) -> None:  # type: 
     while run_pass(engine, _factory, ["webhook"], batch=100_000) > 0:
         pass
     assert _deliveries(engine) == []
+
+
+def test_a_turn_from_a_clock_far_ahead_counts_at_the_jobs_time(engine) -> None:  # type: ignore[no-untyped-def]
+    with Session(engine) as s:
+        s.add(Turn(tracker_event_id=1, sender_id="c1", text="hi", sentiment="neutral",
+                   timestamp=START + timedelta(days=365)))  # fmt: skip
+        s.commit()
+    now = START.timestamp() + 60
+    assert run_pass(engine, _factory, [], now=now) == 1
+    with Session(engine) as s:
+        state = json.loads(s.get(MonitorState, job.NAME).state)  # type: ignore[union-attr]
+    assert state["watermark"] == now  # not a year ahead: later turns are not all "late"

@@ -88,3 +88,25 @@ def test_a_restart_in_the_middle_of_an_incident_changes_nothing() -> None:
     second.restore(json.loads(json.dumps(first.state())))  # through JSON, as the checkpoint stores it
     got += [(n.kind, n.incident_id, n.at) for t in stream[cut:] for n in second.add(t)]
     assert got == want and [k for k, _, _ in want] == ["firing", "resolved"]
+
+
+def test_a_state_of_another_bin_width_restarts_the_stream_but_keeps_incidents() -> None:
+    old = Monitor(DetectorConfig(bin_seconds=300))
+    for i in range(40):
+        old.add(TurnIn(ts=1_700_000_000.0 + 30 * i, negative=i % 3 == 0, intent="greet"))
+    old.engine.next_incident = 7
+    m = Monitor()  # one-minute bins
+    m.restore(old.state())
+    assert m.engine.next_incident == 7 and m.closed_before is None and m.detectors == {} and m.bins == {}
+    m.add(TurnIn(ts=1_700_002_000.0, negative=False))  # carries on without replaying millions of bins
+
+
+def test_a_long_outage_is_skipped_not_replayed_bin_by_bin() -> None:
+    import time as clock
+
+    m = Monitor()
+    m.add(TurnIn(ts=1_700_000_000.0, negative=True, intent="greet"))
+    started = clock.perf_counter()
+    m.advance(1_700_000_000.0 + 3 * 365 * 86400)  # three years of silence
+    assert clock.perf_counter() - started < 5 and m.bins == {}  # the bin with the turn was closed
+    assert m.detectors["all"].seen == 1
