@@ -83,8 +83,8 @@ def test_sasrec_starts_small_and_each_block_on_its_own() -> None:
     torch.manual_seed(0)
     net = build_net(NetConfig(kind="sasrec", n_items=500, dim=32, blocks=2, max_len=50))
     assert isinstance(net, SASRec)
-    assert abs(float(net.items.weight[1:].std()) - 0.02) < 0.003
-    assert abs(float(net.positions.weight.std()) - 0.02) < 0.003  # not N(0, 1): the item signal dominates
+    assert abs(float(net.items.weight[1:].detach().std()) - 0.02) < 0.003
+    assert abs(float(net.positions.weight.detach().std()) - 0.02) < 0.003  # not N(0, 1): the item signal dominates
     first, second = list(net.blocks.layers)
     assert not torch.equal(first.linear1.weight, second.linear1.weight)
 
