@@ -22,10 +22,10 @@ import pika
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.exceptions import AMQPError
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from core.models import Turn
-from monitoring.ingest import turn_from_event
+from monitoring.ingest import turn_from_event, unseen
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ class BrokerInput:
             raise BrokerUnavailable(f"RabbitMQ connection lost: {exc!r}") from exc
 
     def _store(self, bodies: list[bytes]) -> int:
-        turns: dict[str, Turn] = {}
+        turns: list[Turn] = []
         for body in bodies:
             event = _event(body)
             if event is None:
@@ -97,12 +97,11 @@ class BrokerInput:
                 self.dropped += 1
                 log.warning("broker: a user event without sender_id or message_id was dropped")
                 continue
-            turns.setdefault(turn.message_id, turn)
+            turns.append(turn)
         if not turns:
             return 0
         with Session(self.engine) as s:
-            known = set(s.exec(select(Turn.message_id).where(col(Turn.message_id).in_(list(turns)))).all())
-            new = [t for key, t in turns.items() if key not in known]
+            new = unseen(s, turns)
             s.add_all(new)
             s.commit()
         return len(new)

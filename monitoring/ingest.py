@@ -62,6 +62,20 @@ def turn_from_event(event_id: int | None, sender_id: str, timestamp: float | Non
     )
 
 
+def unseen(session: Session, turns: list[Turn]) -> list[Turn]:
+    """The turns whose ``message_id`` is neither stored yet nor repeated earlier in ``turns`` (no id: kept)."""
+    ids = [t.message_id for t in turns if t.message_id]
+    taken = set(session.exec(select(Turn.message_id).where(col(Turn.message_id).in_(ids))).all()) if ids else set()
+    new = []
+    for t in turns:
+        if t.message_id:
+            if t.message_id in taken:
+                continue
+            taken.add(t.message_id)
+        new.append(t)
+    return new
+
+
 def ingest_once(tracker: Engine, app: Engine, batch: int = 1000) -> int:
     """Move the next batch of user turns; returns how many new turns were stored."""
     with Session(app) as session:
@@ -76,15 +90,7 @@ def ingest_once(tracker: Engine, app: Engine, batch: int = 1000) -> int:
         ids = [r.id for r in rows]
         known = set(session.exec(select(Turn.tracker_event_id).where(col(Turn.tracker_event_id).in_(ids))).all())
         fresh = [turn_from_event(r.id, r.sender_id, r.timestamp, r.data) for r in rows if r.id not in known]
-        messages = [t.message_id for t in fresh if t.message_id]
-        taken = set(session.exec(select(Turn.message_id).where(col(Turn.message_id).in_(messages))).all())
-        new = []
-        for t in fresh:  # not already stored (from the broker), nor twice in this batch
-            if t.message_id:
-                if t.message_id in taken:
-                    continue
-                taken.add(t.message_id)
-            new.append(t)
+        new = unseen(session, fresh)  # not already stored from the broker
         session.add_all(new)
         position = max([cp.position, *ids])
         if rows:

@@ -53,13 +53,9 @@ def silences(s: Session) -> list[Silence]:
     rows = s.exec(select(AlertSilence).where(col(AlertSilence.ends_at) > utcnow()))
     return [
         Silence({"dimension": r.dimension} | ({} if r.value == "*" else {"value": r.value}),
-                _epoch(r.starts_at), _epoch(r.ends_at))
+                r.starts_at.timestamp(), r.ends_at.timestamp())
         for r in rows
     ]  # fmt: skip
-
-
-def _epoch(at: datetime) -> float:
-    return (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp()
 
 
 def _turn_in(t: Turn) -> TurnIn:
@@ -67,8 +63,7 @@ def _turn_in(t: Turn) -> TurnIn:
     with contextlib.suppress(ValueError, AttributeError):  # malformed entities: no product topic
         entities = json.loads(t.entities or "[]")
         product = next((e.get("value") for e in entities if e.get("entity") == "product_id"), None)
-    ts = t.timestamp if t.timestamp.tzinfo else t.timestamp.replace(tzinfo=UTC)
-    return TurnIn(ts=ts.timestamp(), negative=t.sentiment == "negative", intent=t.intent, channel=t.channel,
+    return TurnIn(ts=t.timestamp.timestamp(), negative=t.sentiment == "negative", intent=t.intent, channel=t.channel,
                   product=str(product) if product else None, text=t.text)  # fmt: skip
 
 

@@ -33,6 +33,7 @@ TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 COOKIE = "staff_session"
 LOGIN_CSRF = "login_csrf"
 ACTIONS = {"claim", "release", "resolve", "hand-back"}
+RISK_ROLES = {"risk", "admin"}  # acknowledge and silence alerts
 SILENCE_DIMENSIONS = ("all", "intent", "channel", "product")
 MAX_SILENCE_HOURS = 168.0
 DaysParam = Annotated[int, Query(ge=1, le=bi.MAX_DAYS, description="the last N days (UTC), today included")]
@@ -182,20 +183,20 @@ def router(service: ChatService, typing: Typing, *, session_hours: float, secure
         now = utcnow()
         silences = [{"id": x.id, "topic": x.dimension if x.value == "*" else f"{x.dimension}:{x.value}",
                      "until": x.ends_at.isoformat(timespec="minutes"), "by": x.created_by, "comment": x.comment,
-                     "active": _aware(x.ends_at) > now} for x in silenced]  # fmt: skip
+                     "active": x.ends_at > now} for x in silenced]  # fmt: skip
         incidents = [{"id": i.id, "state": i.state, "opened_at": i.opened_at.isoformat(timespec="minutes"),
                       "resolved_at": i.resolved_at.isoformat(timespec="minutes") if i.resolved_at else "",
                       "evidence": json.loads(i.evidence or "{}"), "acked_by": i.acked_by, "ack_via": i.ack_via}
                      for i in rows]  # fmt: skip
         return TEMPLATES.TemplateResponse(request, "alerts.html", {
             "staff": person, "incidents": incidents, "silences": silences, "error": error[:300],
-            "dimensions": SILENCE_DIMENSIONS, "can_silence": person.role in {"risk", "admin"},
+            "dimensions": SILENCE_DIMENSIONS, "can_silence": person.role in RISK_ROLES,
         })  # fmt: skip
 
-    def silencer(person: Staff, csrf: str) -> Staff:
+    def risk_team(person: Staff, csrf: str, doing: str) -> Staff:
         auth.check_csrf(person, csrf)
-        if person.role not in {"risk", "admin"}:
-            raise Forbidden("only the risk team (or an admin) silences alerts")
+        if person.role not in RISK_ROLES:
+            raise Forbidden(f"only the risk team (or an admin) {doing}")
         return person
 
     @api.post("/silences")
@@ -204,7 +205,7 @@ def router(service: ChatService, typing: Typing, *, session_hours: float, secure
         hours: Annotated[float, Form()], value: Annotated[str, Form(max_length=100)] = "*",
         comment: Annotated[str, Form(max_length=500)] = "",
     ) -> Response:  # fmt: skip
-        me = silencer(person, csrf_token)
+        me = risk_team(person, csrf_token, "silences alerts")
         if dimension not in SILENCE_DIMENSIONS:
             raise BadMessage(f"dimension must be one of {', '.join(SILENCE_DIMENSIONS)}")
         if not 0 < hours <= MAX_SILENCE_HOURS:
@@ -218,31 +219,29 @@ def router(service: ChatService, typing: Typing, *, session_hours: float, secure
 
     @api.post("/silences/{silence_id}/end")
     def end_silence(silence_id: int, person: StaffDep, csrf_token: Annotated[str, Form()]) -> Response:
-        silencer(person, csrf_token)
+        risk_team(person, csrf_token, "silences alerts")
         with Session(engine) as s:
             silence = s.get(AlertSilence, silence_id)
             if silence is None:
                 raise HandoffNotFound(f"no silence #{silence_id}")
-            silence.ends_at = min(_aware(silence.ends_at), utcnow())
+            silence.ends_at = min(silence.ends_at, utcnow())
             s.add(silence)
             s.commit()
         return _to("/console/alerts")
 
     @api.post("/alerts/{incident_id}/ack")
     def ack_alert(incident_id: int, person: StaffDep, csrf_token: Annotated[str, Form()]) -> Response:
-        auth.check_csrf(person, csrf_token)
-        if person.role not in {"risk", "admin"}:
-            raise Forbidden("only the risk team (or an admin) acknowledges alerts")
+        risk_team(person, csrf_token, "acknowledges alerts")
         if acknowledge(engine, incident_id, person.username, "console") is None:
             raise HandoffNotFound(f"no incident #{incident_id}")
         return _to("/console/alerts")
 
+    def dashboard(days: int) -> bi.Dashboard:
+        return bi.build(engine, *bi.window(days))
+
     def dashboard_view(days: int) -> dict[str, Any]:
-        start, end = bi.window(days)
-        d = bi.build(engine, start, end)
-        return {"dashboard": d, "days": days, "start": start, "end": end, "headlines": report.headlines(d),
-                "charts": report.charts(d), "handoff_outcomes": d.handoff_outcomes,
-                "csat_distribution": d.csat_distribution, "alerts": d.alerts}  # fmt: skip
+        d = dashboard(days)
+        return {"dashboard": d, "days": days, "headlines": report.headlines(d), "charts": report.charts(d)}
 
     @api.get("/dashboard", response_class=HTMLResponse)
     def dashboard_page(request: Request, person: PageStaff, days: DaysParam = 30) -> Response:
@@ -256,22 +255,22 @@ def router(service: ChatService, typing: Typing, *, session_hours: float, secure
             "generated": datetime.now(UTC).isoformat(timespec="minutes"),
         })  # fmt: skip
         page.headers["Content-Disposition"] = (
-            f'attachment; filename="storebot-report-{view["start"]}-{view["end"]}.html"'
+            f'attachment; filename="storebot-report-{view["dashboard"].start}-{view["dashboard"].end}.html"'
         )
         return page
 
     @api.get("/dashboard/report.csv")
     def dashboard_csv(person: PageStaff, days: DaysParam = 30) -> Response:
-        view = dashboard_view(days)
+        d = dashboard(days)
         return Response(
-            report.to_csv(view["dashboard"]),
+            report.to_csv(d),
             media_type="text/csv",
-            headers={"Content-Disposition": f'attachment; filename="storebot-daily-{view["start"]}-{view["end"]}.csv"'},
+            headers={"Content-Disposition": f'attachment; filename="storebot-daily-{d.start}-{d.end}.csv"'},
         )
 
     @api.get("/api/dashboard")
     def dashboard_json(person: StaffDep, days: DaysParam = 30) -> dict[str, Any]:
-        d = dashboard_view(days)["dashboard"]
+        d = dashboard(days)
         return {"start": d.start.isoformat(), "end": d.end.isoformat(), "days": d.days, "totals": d.totals,
                 "daily": d.daily, "handoff_reasons": d.handoff_reasons, "handoff_outcomes": d.handoff_outcomes,
                 "csat_distribution": d.csat_distribution, "intent_mix": d.intent_mix, "alerts": d.alerts}  # fmt: skip
@@ -302,10 +301,6 @@ def _row(service: ChatService, h: Handoff, person: Staff) -> dict[str, Any]:
 def _report_css() -> str:
     """The console's style sheet, inlined into the downloadable report (which must stand alone)."""
     return (Path(__file__).parent / "static" / "console.css").read_text()
-
-
-def _aware(at: datetime) -> datetime:
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 def _to(url: str) -> RedirectResponse:
