@@ -60,6 +60,12 @@ class Settings(BaseSettings):
     # thread only adds wake-up stalls (100,000 items: p95 17 ms with 1 thread, 95 ms with 2).
     rec_threads: int = 1
 
+    # Personal data masked in customer messages before they are stored, relayed to Rasa or logged
+    # (core/pii.py): comma-separated kinds of email, card, iban, phone, address; empty = off. PII_PATTERNS
+    # adds the shop's own, as a JSON object {"name": "regex"} (each masked as [name]).
+    pii_redact: str = "email,card,iban,phone,address"
+    pii_patterns: str = ""
+
     # Channels gateway (bot/channels): web chat page, staff console, Slack events. Customers reach the
     # bot only through it; it relays to Rasa's REST channel on loopback.
     gateway_port: int = 8000

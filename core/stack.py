@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 
 from core.errors import SetupError
+from core.pii import setup_logging
 from core.rasa_files import fingerprint, write_endpoints
 from core.settings import ROOT, Settings, get_settings
 
@@ -356,7 +357,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--no-chat", action="store_true", help="serve until Ctrl-C instead of chatting")
     p.add_argument("--customer", default="cust0001", help="the demo customer you chat as (cust0001..cust0400)")
     args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    setup_logging("%(asctime)s %(name)s: %(message)s")
     for noisy in ("alembic", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     settings = get_settings()

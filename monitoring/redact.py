@@ -1,13 +1,18 @@
-"""PII redaction for alert evidence: example messages go to Slack and webhooks, personal data does not."""
+"""Redaction of alert evidence: example messages go to Slack and webhooks, personal data does not.
+
+Customer text is already masked where it enters (core/pii.py, with the shop's configured kinds);
+alert examples are masked again with every built-in kind, and also lose links, @handles and long
+numbers (order numbers), since a risk channel needs the wording, not the identifiers.
+"""
 
 from __future__ import annotations
 
 import re
 
-_PATTERNS = [
-    (re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"), "[email]"),
-    (re.compile(r"\b\d(?:[ -]?\d){12,18}\b"), "[card]"),
-    (re.compile(r"(?<!\w)\+?\d[\d .()-]{7,}\d(?!\w)"), "[phone]"),
+from core.pii import Redactor
+
+_ALL = Redactor()
+_EXTRA = [
     (re.compile(r"https?://\S+"), "[link]"),
     (re.compile(r"@\w{2,}"), "@[user]"),
     (re.compile(r"\b\d{5,}\b"), "[number]"),
@@ -15,7 +20,8 @@ _PATTERNS = [
 
 
 def redact(text: str, limit: int = 300) -> str:
-    """``text`` with emails, card and phone numbers, links, handles and long numbers masked, cut to ``limit``."""
-    for pattern, mask in _PATTERNS:
+    """``text`` with personal data, links, handles and long numbers masked, cut to ``limit``."""
+    text = _ALL.redact(text)
+    for pattern, mask in _EXTRA:
         text = pattern.sub(mask, text)
     return text[:limit]

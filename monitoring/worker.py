@@ -21,6 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from core.db import get_engine
 from core.errors import ConfigError
+from core.pii import setup_logging
 from core.settings import Settings, get_settings
 from monitoring.broker import BrokerInput, BrokerUnavailable
 from monitoring.ingest import ingest_all
@@ -119,7 +120,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--once", action="store_true", help="one round (ingest, detect, deliver), then exit (for cron)")
     p.add_argument("--interval", type=float, default=2.0, help="seconds between rounds")
     args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging()
     try:
         if args.once:
             s = get_settings()

@@ -22,6 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from core.pii import setup_logging
 from nlu.errors import NLUError
 from nlu.predict import Predictor
 
@@ -151,7 +152,7 @@ def main() -> None:
     from core.settings import get_settings
     from nlu.predict import load_predictor
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging()
     s = get_settings()
     app = create_app(lambda: load_predictor(s.nlu_model_dir, s.nlu_threads, s.nlu_backend), token=s.nlu_token)
     uvicorn.run(app, host=s.host, port=s.nlu_port, log_level="warning")

@@ -115,7 +115,7 @@ class ActionRecommendProducts(Action):
             c = constraints_from(str(message.get("text") or ""), message.get("entities") or [], service.departments())
             c.like = str(like) if like else None
             recs = service.recommend(customer, CARDS, c)
-            request_id = uuid.uuid4().hex[:16]
+            request_id = "r" + uuid.uuid4().hex[:15]  # a letter first: never read as a number
             if recs:
                 _log_impressions(recs, request_id, customer, channel_of(tracker))
         except (RecommenderError, SQLAlchemyError, OSError):
@@ -170,7 +170,7 @@ class ActionOfferIfLikely(Action):
             product = service.product(intent[2]) if intent else None
             if intent is None or product is None or not product.in_stock or intent[0] < intent[1]:
                 return []
-            request_id = uuid.uuid4().hex[:16]
+            request_id = "r" + uuid.uuid4().hex[:15]  # a letter first: never read as a number
             card = Recommendation(product.id, product.name, product.price, product.url, product.category,
                                   round(intent[0], 4), "intent", "You were looking at it just now")  # fmt: skip
             _log_impressions([card], request_id, customer, tracker.get_latest_input_channel() or "")

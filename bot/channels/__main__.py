@@ -14,6 +14,7 @@ import sys
 
 from bot.channels.errors import ChannelError
 from core.db import get_engine, upgrade
+from core.pii import setup_logging
 from core.settings import get_settings
 
 log = logging.getLogger("bot.channels")
@@ -36,7 +37,7 @@ def main(argv: list[str] | None = None) -> None:
     pw = sub.add_parser("set-password", help="change a staff password (signs them out everywhere)")
     pw.add_argument("username")
     args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    setup_logging("%(asctime)s %(name)s: %(message)s")
     settings = get_settings()
     if args.command == "serve":
         import uvicorn

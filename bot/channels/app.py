@@ -22,6 +22,7 @@ from bot.channels.metrics import instrument
 from bot.channels.rasa_client import RasaClient
 from core.db import get_engine
 from core.handoff import HandoffConflict, HandoffNotFound, InvalidTransition, NotYourHandoff
+from core.pii import build_redactor
 from core.settings import Settings, get_settings
 from monitoring.bi import BadWindow
 
@@ -43,6 +44,7 @@ def build_service(settings: Settings, rasa: RasaClient | None = None) -> ChatSer
         negative_score=settings.handoff_negative_score,
         handoff_timeout=timedelta(seconds=settings.handoff_timeout_seconds),
         identity_secret=settings.webchat_identity_secret,
+        redactor=build_redactor(settings.pii_redact, settings.pii_patterns),
     )
 
 

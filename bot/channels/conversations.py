@@ -48,6 +48,7 @@ from core.handoff import (
     unannounced,
 )
 from core.models import ChatMessage, Conversation, Handoff, utcnow
+from core.pii import Redactor
 
 log = logging.getLogger(__name__)
 MAX_TEXT = 2000
@@ -108,6 +109,7 @@ class ChatService:
     negative_score: float = 0.9
     handoff_timeout: timedelta = timedelta(minutes=10)
     identity_secret: str = ""
+    redactor: Redactor = field(default_factory=Redactor)
     outboxes: dict[str, Outbox] = field(default_factory=dict)
     staff: StaffNotifier | None = None
 
@@ -186,9 +188,9 @@ class ChatService:
 
         ``payload`` is a button's payload (``/intent{...}``) sent to Rasa instead of ``text``.
         """
-        text = (text or "").strip()
+        text = self.redactor.redact((text or "").strip())
         if payload is not None:
-            payload = payload.strip()
+            payload = self.redactor.redact(payload.strip())
             if not payload.startswith("/") or len(payload) > MAX_TEXT:
                 raise BadMessage("a button payload starts with / and has at most 2000 characters")
         if not text and not payload:
@@ -322,7 +324,7 @@ class ChatService:
         conv = self._conversation_of(handoff)
         message = self._store(conv.id, [_msg(conv.id, "agent", agent, text)])[0]
         try:
-            self.rasa.record_agent_message(conv.id, text, agent)
+            self.rasa.record_agent_message(conv.id, self.redactor.redact(text), agent)
         except RasaUnavailable:
             log.warning("agent message not copied to Rasa's tracker for %s", conv.id)
         self._push(conv, [message])
