@@ -86,6 +86,19 @@ class Settings(BaseSettings):
     slack_handoff_channel: str = ""  # channel id where new handoffs are posted with Claim / Resolve
     slack_api_url: str = "https://slack.com/api/"  # tests point this at a local mock of the Web API
 
+    # Abuse limits of the gateway (bot/channels/limits.py). Bodies over MAX_BODY_BYTES get 413; rates are
+    # requests per minute with a burst allowance, per client address (RATE_IP_*), per customer for
+    # messages (RATE_CUSTOMER_*), per address for new chat sessions and console logins; 0 = unlimited.
+    max_body_bytes: int = 65_536
+    rate_ip_per_minute: float = 600.0
+    rate_ip_burst: int = 120
+    rate_customer_per_minute: float = 30.0
+    rate_customer_burst: int = 10
+    rate_sessions_per_minute: float = 20.0
+    rate_sessions_burst: int = 10
+    rate_login_per_minute: float = 10.0
+    rate_login_burst: int = 5
+
     # Sentiment alerts (monitoring.worker): the risk team's Slack channel id and/or a signed webhook.
     risk_slack_channel: str = ""
     alert_webhook_url: str = ""

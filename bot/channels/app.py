@@ -18,6 +18,7 @@ from fastapi.staticfiles import StaticFiles
 from bot.channels import console, web
 from bot.channels.conversations import ChatService
 from bot.channels.errors import BadMessage, Forbidden, NotAuthenticated
+from bot.channels.limits import BodyLimit, Rate, RateLimited
 from bot.channels.metrics import instrument
 from bot.channels.rasa_client import RasaClient
 from core.db import get_engine
@@ -45,6 +46,7 @@ def build_service(settings: Settings, rasa: RasaClient | None = None) -> ChatSer
         handoff_timeout=timedelta(seconds=settings.handoff_timeout_seconds),
         identity_secret=settings.webchat_identity_secret,
         redactor=build_redactor(settings.pii_redact, settings.pii_patterns),
+        customer_rate=Rate(settings.rate_customer_per_minute, settings.rate_customer_burst),
     )
 
 
@@ -105,6 +107,35 @@ def create_app(settings: Settings | None = None, service: ChatService | None = N
     for kind, code in STATUS.items():
         app.add_exception_handler(kind, _handler(code))
 
+    @app.exception_handler(RateLimited)
+    def too_many(request: Request, exc: RateLimited) -> Response:
+        headers = {"Retry-After": str(int(exc.retry_after))}
+        if request.url.path == "/console/login" and request.method == "POST":
+            return RedirectResponse(f"/console/login?error={quote(str(exc))}", status_code=303, headers=headers)
+        return JSONResponse({"detail": str(exc)}, status_code=429, headers=headers)
+
+    limiter = service.limiter
+    per_ip = Rate(settings.rate_ip_per_minute, settings.rate_ip_burst)
+    per_path = {
+        ("POST", "/api/chat/sessions"): (Rate(settings.rate_sessions_per_minute, settings.rate_sessions_burst),
+                                         "new chat sessions"),
+        ("POST", "/console/login"): (Rate(settings.rate_login_per_minute, settings.rate_login_burst),
+                                     "sign-in attempts"),
+    }  # fmt: skip
+
+    @app.middleware("http")
+    async def rate_limits(request: Request, call_next):  # type: ignore[no-untyped-def]
+        path = request.url.path
+        if path != "/health" and not path.startswith("/static/"):
+            ip = request.client.host if request.client else "unknown"
+            try:
+                limiter.check(f"ip:{ip}", per_ip, "requests from your address")
+                if special := per_path.get((request.method, path)):
+                    limiter.check(f"{path}:{ip}", *special)
+            except RateLimited as exc:
+                return too_many(request, exc)
+        return await call_next(request)
+
     @app.middleware("http")
     async def security_headers(request: Request, call_next):  # type: ignore[no-untyped-def]
         response: Response = await call_next(request)
@@ -117,6 +148,7 @@ def create_app(settings: Settings | None = None, service: ChatService | None = N
         response.headers.setdefault("Content-Security-Policy", csp)
         return response
 
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)  # outermost: before anything reads
     return app
 
 

@@ -30,6 +30,7 @@ from sqlmodel import Session, col, select
 
 from bot.channels.auth import token_digest
 from bot.channels.errors import BadMessage, NotAuthenticated, RasaUnavailable
+from bot.channels.limits import UNLIMITED, Rate, RateLimiter
 from bot.channels.rasa_client import RasaClient
 from core.handoff import (
     CANCEL_BUTTON,
@@ -110,6 +111,8 @@ class ChatService:
     handoff_timeout: timedelta = timedelta(minutes=10)
     identity_secret: str = ""
     redactor: Redactor = field(default_factory=Redactor)
+    limiter: RateLimiter = field(default_factory=RateLimiter)
+    customer_rate: Rate = UNLIMITED  # messages per customer
     outboxes: dict[str, Outbox] = field(default_factory=dict)
     staff: StaffNotifier | None = None
 
@@ -188,6 +191,7 @@ class ChatService:
 
         ``payload`` is a button's payload (``/intent{...}``) sent to Rasa instead of ``text``.
         """
+        self.limiter.check(f"customer:{conv.customer_id or conv.id}", self.customer_rate, "messages")
         text = self.redactor.redact((text or "").strip())
         if payload is not None:
             payload = self.redactor.redact(payload.strip())
