@@ -20,8 +20,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from pydantic import BaseModel, Field
-from starlette.types import ASGIApp, Receive, Scope, Send
 
+from core.asgi import BodyLimit
 from core.pii import setup_logging
 from nlu.errors import NLUError
 from nlu.predict import Predictor
@@ -45,27 +45,6 @@ class BatchRequest(BaseModel):
 
     texts: list[str] = Field(min_length=1, max_length=MAX_BATCH)
     token: str | None = None
-
-
-class BodyLimit:
-    """Pure ASGI middleware: 413 before reading a body whose Content-Length is over the limit.
-
-    (Starlette's ``@app.middleware("http")`` costs about a millisecond per request; this does not.)
-    """
-
-    def __init__(self, app: ASGIApp, max_bytes: int):
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Reject oversize requests, pass the rest through untouched."""
-        if scope["type"] == "http":
-            length = dict(scope["headers"]).get(b"content-length", b"")
-            if length.isdigit() and int(length) > self.max_bytes:
-                response = JSONResponse({"detail": f"body over {self.max_bytes} bytes"}, status_code=413)
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
 
 
 def _check_token(expected: str, *given: str | None) -> None:

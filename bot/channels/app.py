@@ -18,9 +18,10 @@ from fastapi.staticfiles import StaticFiles
 from bot.channels import console, web
 from bot.channels.conversations import ChatService
 from bot.channels.errors import BadMessage, Forbidden, NotAuthenticated
-from bot.channels.limits import BodyLimit, Rate, RateLimited
+from bot.channels.limits import Rate, RateLimited
 from bot.channels.metrics import instrument
 from bot.channels.rasa_client import RasaClient
+from core.asgi import BodyLimit
 from core.db import get_engine
 from core.handoff import HandoffConflict, HandoffNotFound, InvalidTransition, NotYourHandoff
 from core.pii import build_redactor
