@@ -8,14 +8,16 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from core.errors import ConfigError
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
 class Settings(BaseSettings):
     """Every tunable of the stack. Environment variables win over `.env`.
 
-    Secrets (``nlu_token``) have no default in production: ``require_secrets``
-    refuses to start a public deployment without them.
+    Secrets have no defaults; :func:`require_secrets` refuses to start a service whose secrets
+    are missing, half-configured or weak (see there).
     """
 
     model_config = SettingsConfigDict(env_file=ROOT / ".env", extra="ignore")
@@ -137,6 +139,43 @@ class Settings(BaseSettings):
     def url(self, port: int) -> str:
         """Loopback URL of one of the stack's services."""
         return f"http://{self.host}:{port}"
+
+
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+MIN_SECRET_CHARS = 16
+# What each service needs when it listens beyond loopback (a deployment), by environment variable.
+_EXPOSED_NEEDS = {
+    "gateway": ["WEBCHAT_IDENTITY_SECRET", "METRICS_TOKEN"],
+    "nlu": ["NLU_TOKEN"],
+}
+# Settings that only work together: the first set needs the second.
+_PAIRS = {
+    "gateway": [("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET"), ("SLACK_SIGNING_SECRET", "SLACK_BOT_TOKEN")],
+    "nlu": [],
+}
+_SECRETS = {"WEBCHAT_IDENTITY_SECRET", "METRICS_TOKEN", "NLU_TOKEN", "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET"}
+
+
+def require_secrets(settings: Settings, service: str) -> None:
+    """Stop ``service`` (gateway, nlu) from starting with a secret missing, half-set or weak.
+
+    On loopback (a developer's machine) only half-configured pairs are refused (a Slack token
+    without its signing secret; the monitor worker checks its webhook's the same way). Listening on any other
+    address (HOST=0.0.0.0, a deployment) also needs the service's own secrets, each at least
+    16 characters. Secrets come from the environment (or `.env`), never from a file in the repo.
+    """
+    value = {name: str(getattr(settings, name.lower()) or "") for name in {n for p in _PAIRS[service] for n in p}}
+    problems = [f"{a} is set but {b} is not" for a, b in _PAIRS[service] if value[a] and not value[b]]
+    if settings.host not in LOOPBACK:
+        for name in _EXPOSED_NEEDS[service]:
+            if not getattr(settings, name.lower()):
+                problems.append(f"{name} is not set (required when HOST={settings.host})")
+        for name in sorted(_SECRETS & {*_EXPOSED_NEEDS[service], *value}):
+            given = str(getattr(settings, name.lower()) or "")
+            if given and len(given) < MIN_SECRET_CHARS:
+                problems.append(f"{name} is shorter than {MIN_SECRET_CHARS} characters")
+    if problems:
+        raise ConfigError(f"cannot start the {service}: " + "; ".join(problems) + " (set them in the environment)")
 
 
 @lru_cache(maxsize=1)

@@ -128,11 +128,17 @@ def main() -> None:
     """Serve the model in settings.nlu_model_dir on settings.host:settings.nlu_port."""
     import uvicorn
 
-    from core.settings import get_settings
+    from core.errors import ConfigError
+    from core.settings import get_settings, require_secrets
     from nlu.predict import load_predictor
 
     setup_logging()
     s = get_settings()
+    try:
+        require_secrets(s, "nlu")
+    except ConfigError as exc:
+        log.error("%s", exc)
+        raise SystemExit(2) from exc
     app = create_app(lambda: load_predictor(s.nlu_model_dir, s.nlu_threads, s.nlu_backend), token=s.nlu_token)
     uvicorn.run(app, host=s.host, port=s.nlu_port, log_level="warning")
 

@@ -14,8 +14,9 @@ import sys
 
 from bot.channels.errors import ChannelError
 from core.db import get_engine, upgrade
+from core.errors import ConfigError
 from core.pii import setup_logging
-from core.settings import get_settings
+from core.settings import get_settings, require_secrets
 
 log = logging.getLogger("bot.channels")
 
@@ -45,6 +46,11 @@ def main(argv: list[str] | None = None) -> None:
         from bot.channels.app import create_app
 
         port = args.port or settings.gateway_port
+        try:
+            require_secrets(settings, "gateway")
+        except ConfigError as exc:
+            log.error("%s", exc)
+            raise SystemExit(2) from exc
         uvicorn.run(create_app(settings), host=settings.host, port=port, log_level="warning")
         return
     from bot.channels import auth

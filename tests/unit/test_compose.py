@@ -29,7 +29,14 @@ def test_compose_describes_the_production_stack() -> None:
 
 def test_secrets_have_no_defaults() -> None:
     text = Path("docker-compose.yml").read_text()
-    for var in ("POSTGRES_PASSWORD", "REDIS_PASSWORD", "RABBITMQ_PASSWORD", "NLU_TOKEN", "WEBCHAT_IDENTITY_SECRET"):
+    for var in (
+        "POSTGRES_PASSWORD",
+        "REDIS_PASSWORD",
+        "RABBITMQ_PASSWORD",
+        "NLU_TOKEN",
+        "WEBCHAT_IDENTITY_SECRET",
+        "METRICS_TOKEN",
+    ):
         uses = re.findall(r"(?<!\$)\$\{" + var + r"([^}]*)\}", text)
         assert uses and all(u.startswith(":?") for u in uses), var
     endpoints = yaml.safe_load(Path("docker/endpoints.yml").read_text())
