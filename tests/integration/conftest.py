@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import hashlib
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, text
 
 from core.settings import ROOT, Settings
 from core.stack import Service, free_port, stop_all, up
+from tests.conftest import fresh_pg_database, postgres_available
 from tests.unit.slack_mock import SlackMock
 
-PG_ADMIN = "postgresql+psycopg://root@127.0.0.1:5432/postgres"
 QUICK = {"cap_per_intent": 60, "min_per_intent": 30, "epochs": 3}
 
 
@@ -70,16 +68,6 @@ def quick_rec_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def postgres_available() -> bool:
-    """True when the PostgreSQL server on 127.0.0.1:5432 accepts us."""
-    try:
-        with create_engine(PG_ADMIN).connect() as c:
-            c.execute(text("SELECT 1"))
-        return True
-    except Exception:
-        return False
-
-
 @pytest.fixture(scope="module")
 def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A fresh database of the kind named by the test's parameter ("sqlite" or "postgres")."""
@@ -88,14 +76,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
         return
     if not postgres_available():
         pytest.skip("no PostgreSQL on 127.0.0.1:5432")
-    name = f"storebot_it_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    yield f"postgresql+psycopg://root@127.0.0.1:5432/{name}"
-    with admin.connect() as c:
-        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with fresh_pg_database("storebot_it") as url:
+        yield url
 
 
 class Stack:
