@@ -48,7 +48,7 @@ class BatchRequest(BaseModel):
 
 
 def _check_token(expected: str, *given: str | None) -> None:
-    if expected and not any(g is not None and hmac.compare_digest(g, expected) for g in given):
+    if expected and not any(g is not None and hmac.compare_digest(g.encode(), expected.encode()) for g in given):
         raise HTTPException(status_code=401, detail="missing or wrong NLU token")
 
 

@@ -146,7 +146,7 @@ def logout(engine: Engine, token: str | None) -> None:
 
 def check_csrf(staff: Staff, sent: str | None) -> None:
     """A state-changing request must carry the session's CSRF token."""
-    if not sent or not hmac.compare_digest(staff.csrf_token, sent):
+    if not sent or not hmac.compare_digest(staff.csrf_token.encode(), sent.encode()):
         raise Forbidden("missing or wrong CSRF token; reload the page")
 
 

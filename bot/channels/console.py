@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Cookie, Depends, Form, Header, Query, Request
+from fastapi import Path as InPath
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlmodel import Session, col, select
@@ -23,7 +24,7 @@ from bot.channels import auth
 from bot.channels.auth import Staff
 from bot.channels.conversations import ChatService, message_public
 from bot.channels.errors import BadMessage, Forbidden, NotAuthenticated
-from bot.channels.web import Typing
+from bot.channels.web import MAX_ID, AfterParam, Typing
 from core.handoff import CLOSED_STATES, HandoffNotFound, history
 from core.models import ACTIVE_HANDOFF_STATES, AlertIncident, AlertSilence, Conversation, Handoff, utcnow
 from monitoring import bi, report
@@ -37,6 +38,7 @@ RISK_ROLES = {"risk", "admin"}  # acknowledge and silence alerts
 SILENCE_DIMENSIONS = ("all", "intent", "channel", "product")
 MAX_SILENCE_HOURS = 168.0
 DaysParam = Annotated[int, Query(ge=1, le=bi.MAX_DAYS, description="the last N days (UTC), today included")]
+IdParam = Annotated[int, InPath(ge=1, le=MAX_ID)]
 
 
 class LoginRequired(Exception):
@@ -78,7 +80,7 @@ def router(service: ChatService, typing: Typing, *, session_hours: float, secure
         username: Annotated[str, Form(max_length=100)], password: Annotated[str, Form(max_length=200)],
         csrf_token: Annotated[str, Form(max_length=100)], login_csrf: Annotated[str | None, Cookie()] = None,
     ) -> Response:  # fmt: skip
-        if not login_csrf or not secrets.compare_digest(login_csrf, csrf_token):
+        if not login_csrf or not secrets.compare_digest(login_csrf.encode(), csrf_token.encode()):
             return _to("/console/login?error=" + quote("The form expired; please try again."))
         try:
             token, _ = auth.login(engine, username, password, hours=session_hours)
@@ -125,7 +127,7 @@ def router(service: ChatService, typing: Typing, *, session_hours: float, secure
         return TEMPLATES.TemplateResponse(request, "conversation.html", {"staff": person, "error": error[:300], **data})
 
     @api.get("/api/conversations/{conversation_id}")
-    def conversation_json(conversation_id: str, person: StaffDep, after: int = 0) -> dict[str, Any]:
+    def conversation_json(conversation_id: str, person: StaffDep, after: AfterParam = 0) -> dict[str, Any]:
         data = conversation_data(conversation_id, person, after=after)
         data["conversation"] = {k: data["conversation"][k] for k in ("id", "channel", "customer_id")}
         return data
@@ -149,7 +151,7 @@ def router(service: ChatService, typing: Typing, *, session_hours: float, secure
 
     @api.post("/handoffs/{handoff_id}/reply")
     def reply(
-        handoff_id: int, person: StaffDep, text: Annotated[str, Form(max_length=2000)],
+        handoff_id: IdParam, person: StaffDep, text: Annotated[str, Form(max_length=2000)],
         csrf_token: Annotated[str, Form()],
     ) -> Response:  # fmt: skip
         me = actor(person, csrf_token)
@@ -159,7 +161,7 @@ def router(service: ChatService, typing: Typing, *, session_hours: float, secure
 
     @api.post("/handoffs/{handoff_id}/{action}")
     def act(
-        handoff_id: int, action: str, person: StaffDep, csrf_token: Annotated[str | None, Form()] = None,
+        handoff_id: IdParam, action: str, person: StaffDep, csrf_token: Annotated[str | None, Form()] = None,
         x_csrf_token: Annotated[str | None, Header()] = None,
     ) -> Response:  # fmt: skip
         me = actor(person, csrf_token or x_csrf_token)
@@ -218,7 +220,7 @@ def router(service: ChatService, typing: Typing, *, session_hours: float, secure
         return _to("/console/alerts")
 
     @api.post("/silences/{silence_id}/end")
-    def end_silence(silence_id: int, person: StaffDep, csrf_token: Annotated[str, Form()]) -> Response:
+    def end_silence(silence_id: IdParam, person: StaffDep, csrf_token: Annotated[str, Form()]) -> Response:
         risk_team(person, csrf_token, "silences alerts")
         with Session(engine) as s:
             silence = s.get(AlertSilence, silence_id)
@@ -230,7 +232,7 @@ def router(service: ChatService, typing: Typing, *, session_hours: float, secure
         return _to("/console/alerts")
 
     @api.post("/alerts/{incident_id}/ack")
-    def ack_alert(incident_id: int, person: StaffDep, csrf_token: Annotated[str, Form()]) -> Response:
+    def ack_alert(incident_id: IdParam, person: StaffDep, csrf_token: Annotated[str, Form()]) -> Response:
         risk_team(person, csrf_token, "acknowledges alerts")
         if acknowledge(engine, incident_id, person.username, "console") is None:
             raise HandoffNotFound(f"no incident #{incident_id}")

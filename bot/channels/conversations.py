@@ -128,7 +128,7 @@ class ChatService:
                 raise BadMessage("customer_id: 1-64 letters, digits or . _ @ -")
             if self.identity_secret:
                 want = hmac.new(self.identity_secret.encode(), customer_id.encode(), hashlib.sha256).hexdigest()
-                if not signature or not hmac.compare_digest(want, signature):
+                if not signature or not hmac.compare_digest(want.encode(), signature.encode()):
                     raise NotAuthenticated("customer_id is not signed by the shop")
         token = secrets.token_urlsafe(32)
         conv = Conversation(

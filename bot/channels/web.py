@@ -28,6 +28,9 @@ from core.handoff import active_handoff, queue_position
 from core.models import Conversation
 
 STATIC = Path(__file__).parent / "static"
+MAX_ID = 2**63 - 1  # database ids are 64-bit
+# The last message id a client has seen (a larger number is not an id, and the database could not compare it).
+AfterParam = Annotated[int, Query(ge=0, le=MAX_ID, description="return messages after this id")]
 MAX_WAIT = 25.0
 POLL_INTERVAL = 0.3
 
@@ -95,7 +98,7 @@ def router(service: ChatService, typing: Typing) -> APIRouter:
 
     @api.get("/api/chat/messages")
     async def receive(
-        conv: Conv, request: Request, after: Annotated[int, Query(ge=0)] = 0,
+        conv: Conv, request: Request, after: AfterParam = 0,
         wait: Annotated[float, Query(ge=0, le=MAX_WAIT)] = 0.0,
     ) -> dict[str, Any]:  # fmt: skip
         deadline = time.monotonic() + wait
