@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 from fastapi.testclient import TestClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlmodel import Session, select
 
 from bot.channels.app import create_app
@@ -94,3 +96,20 @@ def test_the_gateway_masks_before_storing_and_relaying(app_settings) -> None:  #
     with Session(engine) as s:
         stored = s.exec(select(ChatMessage.text).where(ChatMessage.role == "customer")).all()
     assert stored == [masked]
+
+
+@settings(max_examples=300, deadline=None)
+@given(before=st.text(max_size=60), after=st.text(max_size=60),
+       user=st.from_regex(r"[a-z][a-z0-9._+-]{0,20}", fullmatch=True),
+       domain=st.from_regex(r"[a-z0-9-]{1,15}\.[a-z]{2,6}", fullmatch=True))  # fmt: skip
+def test_any_email_in_any_text_is_masked(before: str, after: str, user: str, domain: str) -> None:
+    email = f"{user}@{domain}"
+    masked = Redactor().redact(f"{before} {email} {after}")
+    assert email not in masked
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from("0123456789 -+()./abcXYZ@[]"), max_size=80) | st.text(max_size=80))
+def test_redaction_is_idempotent(text: str) -> None:
+    once = Redactor().redact(text)
+    assert Redactor().redact(once) == once
