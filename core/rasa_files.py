@@ -48,7 +48,31 @@ def endpoints(settings: Settings) -> dict[str, Any]:
     }
     if settings.event_broker_url:
         out["event_broker"] = event_broker_config(settings.event_broker_url, settings.event_broker_queue)
+    if settings.lock_store_url:
+        out["lock_store"] = lock_store_config(settings.lock_store_url)
     return out
+
+
+def lock_store_config(url: str) -> dict[str, Any]:
+    """Rasa's Redis ``lock_store`` section for a ``redis://[:password@]host:port/db`` URL.
+
+    Several Rasa workers that share a tracker store need it: a conversation's messages are then
+    processed one at a time whichever worker receives them.
+    """
+    u = urlsplit(url)
+    if u.scheme not in {"redis", "rediss"} or not u.hostname:
+        raise ConfigError(f"LOCK_STORE_URL must look like redis://:password@host:6379/1 (got scheme {u.scheme!r})")
+    db = u.path.strip("/") or "1"
+    if not db.isdigit():
+        raise ConfigError(f"LOCK_STORE_URL: the Redis database must be a number (got {db!r})")
+    cfg: dict[str, Any] = {"type": "redis", "url": u.hostname, "port": u.port or 6379, "db": int(db)}
+    if u.password:
+        cfg["password"] = unquote(u.password)
+    if u.username:
+        cfg["username"] = unquote(u.username)
+    if u.scheme == "rediss":
+        cfg["use_ssl"] = True
+    return cfg
 
 
 def event_broker_config(url: str, queue: str) -> dict[str, Any]:

@@ -34,8 +34,13 @@ class Settings(BaseSettings):
     nlu_port: int = 5006
     action_port: int = 5055
     rasa_port: int = 5005
-    # Where the gateway reaches Rasa; empty = http://<host>:<rasa_port> (compose: http://rasa:5005).
+    # Where the gateway reaches Rasa; empty = http://<host>:<rasa_port> (compose: http://rasa:5005). Several
+    # workers: comma-separated; each conversation sticks to one and moves on when its connection is refused.
     rasa_url: str = ""
+    # Rasa processes `core.stack` starts (ports rasa_port, rasa_port + 1, ...); more than one needs the lock store.
+    rasa_workers: int = Field(default=1, ge=1, le=16)
+    # Rasa's lock store (redis://:password@host:6379/1): required with several Rasa workers; empty = in memory.
+    lock_store_url: str = Field(default="", repr=False)
 
     # Shared secret Rasa sends to the NLU service (`token` field / query param).
     nlu_token: str = Field(default="", repr=False)
@@ -130,6 +135,11 @@ class Settings(BaseSettings):
         if self.app_db_url.startswith("sqlite"):
             return f"sqlite:///{self.var_dir / 'tracker.db'}"
         return self.app_db_url
+
+    @property
+    def rasa_urls(self) -> str:
+        """Where the gateway reaches Rasa: the configured URL(s), or every worker `core.stack` starts."""
+        return self.rasa_url or ",".join(self.url(self.rasa_port + i) for i in range(self.rasa_workers))
 
     @property
     def public_base_url(self) -> str:

@@ -170,11 +170,22 @@ def ensure_rasa_model(settings: Settings) -> Path:
 
 
 def services(settings: Settings, endpoints: Path, model: Path) -> list[Service]:
-    """The long-running processes of the embedded stack."""
-    rasa = [
-        str(rasa_python(settings)), str(ROOT / "bot" / "rasa_launch.py"), "run",
-        "-i", settings.host, "-p", str(settings.rasa_port), "--enable-api",
-        "--endpoints", str(endpoints), "--credentials", "bot/credentials.yml", "-m", str(model),
+    """The long-running processes of the embedded stack (``RASA_WORKERS`` Rasa processes on consecutive ports)."""
+    if settings.rasa_workers > 1 and not settings.lock_store_url:
+        raise SetupError("RASA_WORKERS > 1 needs LOCK_STORE_URL (Redis): without a shared lock store two workers "
+                         "could process one conversation's messages at the same time")  # fmt: skip
+
+    def rasa(port: int) -> list[str]:
+        return [
+            str(rasa_python(settings)), str(ROOT / "bot" / "rasa_launch.py"), "run",
+            "-i", settings.host, "-p", str(port), "--enable-api",
+            "--endpoints", str(endpoints), "--credentials", "bot/credentials.yml", "-m", str(model),
+        ]  # fmt: skip
+
+    workers = [
+        Service("rasa" if i == 0 else f"rasa-{i + 1}", rasa(settings.rasa_port + i),
+                settings.url(settings.rasa_port + i) + "/status")
+        for i in range(settings.rasa_workers)
     ]  # fmt: skip
     return [
         Service("nlu", [PY, "-m", "nlu.server"], settings.url(settings.nlu_port) + "/health"),
@@ -184,7 +195,7 @@ def services(settings: Settings, endpoints: Path, model: Path) -> list[Service]:
             settings.url(settings.action_port) + "/health",
             env={"SANIC_HOST": settings.host},
         ),
-        Service("rasa", rasa, settings.url(settings.rasa_port) + "/status"),
+        *workers,
         Service("gateway", [PY, "-m", "bot.channels", "serve"], settings.url(settings.gateway_port) + "/health"),
         Service("worker", [PY, "-m", "monitoring.worker"], ""),
     ]

@@ -41,7 +41,7 @@ def build_service(settings: Settings, rasa: RasaClient | None = None) -> ChatSer
     """The chat service for these settings (Slack attaches itself in :func:`create_app`)."""
     return ChatService(
         engine=get_engine(settings.app_db_url),
-        rasa=rasa or RasaClient(settings.rasa_url or settings.url(settings.rasa_port)),
+        rasa=rasa or RasaClient(settings.rasa_urls),
         public_url=settings.public_base_url,
         negative_score=settings.handoff_negative_score,
         handoff_timeout=timedelta(seconds=settings.handoff_timeout_seconds),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import zlib
 from typing import Any
 from urllib.parse import quote
 
@@ -14,24 +15,42 @@ log = logging.getLogger(__name__)
 
 
 class RasaClient:
-    """Talks to one Rasa server on loopback (``--enable-api``). Every failure is :class:`RasaUnavailable`."""
+    """Talks to Rasa (``--enable-api``) on one or several workers. Every failure is :class:`RasaUnavailable`.
+
+    With several workers (sharing the tracker store and a Redis lock store) each conversation goes
+    to the same worker, chosen by a hash of its id, and moves to the next one only when the
+    connection is refused or cannot be opened: then the request never reached Rasa, so trying
+    elsewhere cannot process a message twice. A worker that accepted the request and then failed
+    is not retried (the message may have been processed); the customer is asked to try again.
+    """
 
     def __init__(self, base_url: str, *, timeout: float = 30.0, transport: httpx.BaseTransport | None = None) -> None:
-        """``transport`` lets tests answer in-process."""
-        self._http = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout, transport=transport)
+        """``base_url``: one URL or several separated by commas; ``transport`` lets tests answer in-process."""
+        self.urls = [u.strip().rstrip("/") for u in base_url.split(",") if u.strip()]
+        if not self.urls:
+            raise ValueError("RasaClient needs at least one URL")
+        self._http = httpx.Client(timeout=timeout, transport=transport)
 
     def close(self) -> None:
         """Release the connection pool."""
         self._http.close()
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        try:
-            response = self._http.request(method, path, **kwargs)
-            response.raise_for_status()
-            return response.json()
-        except (httpx.HTTPError, ValueError) as exc:
-            log.warning("Rasa %s %s failed: %s", method, path, exc)
-            raise RasaUnavailable(f"the assistant is unavailable ({exc.__class__.__name__})") from exc
+    def _call(self, method: str, path: str, *, sender: str = "", **kwargs: Any) -> Any:
+        first = zlib.crc32(sender.encode()) % len(self.urls)
+        for attempt in range(len(self.urls)):
+            base = self.urls[(first + attempt) % len(self.urls)]
+            try:
+                response = self._http.request(method, base + path, **kwargs)
+                response.raise_for_status()
+                return response.json()
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                log.warning("Rasa at %s refused %s %s (%s)", base, method, path, exc.__class__.__name__)
+                if attempt + 1 == len(self.urls):
+                    raise RasaUnavailable(f"the assistant is unavailable ({exc.__class__.__name__})") from exc
+            except (httpx.HTTPError, ValueError) as exc:
+                log.warning("Rasa %s %s failed: %s", method, path, exc)
+                raise RasaUnavailable(f"the assistant is unavailable ({exc.__class__.__name__})") from exc
+        raise AssertionError("unreachable")  # pragma: no cover
 
     @staticmethod
     def _conv(sender: str) -> str:
@@ -40,17 +59,17 @@ class RasaClient:
     def send(self, sender: str, text: str, metadata: dict[str, Any]) -> list[dict[str, Any]]:
         """One customer message through the REST channel; the bot's replies (none while paused)."""
         body = {"sender": sender, "message": text, "metadata": metadata}
-        replies = self._call("POST", "/webhooks/rest/webhook", json=body)
+        replies = self._call("POST", "/webhooks/rest/webhook", sender=sender, json=body)
         return replies if isinstance(replies, list) else []
 
     def latest_parse(self, sender: str) -> dict[str, Any]:
         """The NLU result of the conversation's latest user message (intent, sentiment, entities)."""
-        state = self._call("GET", self._conv(sender) + "/tracker", params={"include_events": "NONE"})
+        state = self._call("GET", self._conv(sender) + "/tracker", sender=sender, params={"include_events": "NONE"})
         return dict(state.get("latest_message") or {})
 
     def pause(self, sender: str) -> None:
         """Stop the bot from answering (Rasa still records and parses each message)."""
-        self._call("POST", self._conv(sender) + "/tracker/events", json=[{"event": "pause"}])
+        self._call("POST", self._conv(sender) + "/tracker/events", sender=sender, json=[{"event": "pause"}])
 
     def resume(self, sender: str) -> None:
         """Let the bot answer again.
@@ -59,14 +78,16 @@ class RasaClient:
         tracker back at a turn boundary, where the rules for the next user intent apply.
         """
         events = [{"event": "resume"}, {"event": "action", "name": "action_listen"}]
-        self._call("POST", self._conv(sender) + "/tracker/events", json=events)
+        self._call("POST", self._conv(sender) + "/tracker/events", sender=sender, json=events)
 
     def record_agent_message(self, sender: str, text: str, agent: str) -> None:
         """Put a person's message into Rasa's history too, so the tracker holds the whole conversation."""
         event = {"event": "bot", "text": text, "metadata": {"agent": agent}}
-        self._call("POST", self._conv(sender) + "/tracker/events", json=[event])
+        self._call("POST", self._conv(sender) + "/tracker/events", sender=sender, json=[event])
 
     def trigger(self, sender: str, intent: str) -> list[dict[str, Any]]:
         """Run the bot on an external intent (``EXTERNAL_handoff_resolved``...); the bot's replies."""
-        result = self._call("POST", self._conv(sender) + "/trigger_intent", json={"name": intent, "entities": {}})
+        result = self._call(
+            "POST", self._conv(sender) + "/trigger_intent", sender=sender, json={"name": intent, "entities": {}}
+        )
         return list(result.get("messages") or [])

@@ -2,10 +2,13 @@
 
 from pathlib import Path
 
+import pytest
 import yaml
 
-from core.rasa_files import endpoints, fingerprint, tracker_store_config
+from core.errors import ConfigError, SetupError
+from core.rasa_files import endpoints, fingerprint, lock_store_config, tracker_store_config
 from core.settings import Settings
+from core.stack import services
 
 
 def test_sqlite_tracker_store() -> None:
@@ -30,6 +33,24 @@ def test_endpoints_point_at_our_services(tmp_path: Path) -> None:
     assert e["nlu"] == {"url": "http://127.0.0.1:7001", "token": "t0k"}
     assert e["action_endpoint"]["url"] == "http://127.0.0.1:7002/webhook"
     assert e["tracker_store"]["db"] == str(tmp_path / "tracker.db")
+
+
+def test_redis_lock_store_and_several_rasa_workers(tmp_path: Path) -> None:
+    assert lock_store_config("redis://:s3cret@cache.internal:6380/3") == {
+        "type": "redis", "url": "cache.internal", "port": 6380, "db": 3, "password": "s3cret",
+    }  # fmt: skip
+    assert lock_store_config("redis://127.0.0.1")["db"] == 1
+    for bad in ("http://x:6379/1", "redis:///1", "redis://h:6379/cache"):
+        with pytest.raises(ConfigError, match="LOCK_STORE_URL"):
+            lock_store_config(bad)
+    s = Settings(_env_file=None, var_dir=tmp_path, rasa_port=7005, rasa_workers=2,  # type: ignore[call-arg]
+                 lock_store_url="redis://127.0.0.1:6379/2")  # fmt: skip
+    assert endpoints(s)["lock_store"]["db"] == 2
+    assert s.rasa_urls == "http://127.0.0.1:7005,http://127.0.0.1:7006"
+    names = [svc.name for svc in services(s, tmp_path / "e.yml", tmp_path / "m.tar.gz")]
+    assert names == ["nlu", "actions", "rasa", "rasa-2", "gateway", "worker"]
+    with pytest.raises(SetupError, match="needs LOCK_STORE_URL"):
+        services(Settings(_env_file=None, var_dir=tmp_path, rasa_workers=2), tmp_path, tmp_path)  # type: ignore[call-arg]
 
 
 def test_postgres_app_db_shares_the_tracker_database() -> None:
