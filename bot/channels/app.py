@@ -14,6 +14,7 @@ import anyio
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import DBAPIError
 
 from bot.channels import console, web
 from bot.channels.conversations import ChatService
@@ -107,6 +108,12 @@ def create_app(settings: Settings | None = None, service: ChatService | None = N
 
     for kind, code in STATUS.items():
         app.add_exception_handler(kind, _handler(code))
+
+    @app.exception_handler(DBAPIError)
+    def database_down(request: Request, exc: DBAPIError) -> Response:
+        log.error("database error on %s %s: %s", request.method, request.url.path, exc.__class__.__name__)
+        detail = "the service is briefly unavailable; please send that again in a moment"
+        return JSONResponse({"detail": detail}, status_code=503, headers={"Retry-After": "5"})
 
     @app.exception_handler(RateLimited)
     def too_many(request: Request, exc: RateLimited) -> Response:

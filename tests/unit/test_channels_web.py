@@ -343,3 +343,14 @@ def test_silences_are_managed_by_the_risk_team(gateway) -> None:  # type: ignore
     with Session(service.engine) as s:
         assert silences(s) == []
     assert rita.post("/console/silences/99/end", data={"csrf_token": csrf}).status_code == 404
+
+
+def test_a_database_outage_is_a_503_with_a_message(app_settings) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import create_engine
+
+    down = create_engine("postgresql+psycopg://nobody@127.0.0.1:9/none", connect_args={"connect_timeout": 2})
+    service = ChatService(engine=down, rasa=RasaClient("http://rasa", transport=FakeRasa(down).transport()))
+    client = TestClient(create_app(app_settings, service), raise_server_exceptions=False)
+    r = client.post("/api/chat/sessions", json={})
+    assert r.status_code == 503 and r.headers["Retry-After"] == "5"
+    assert "send that again" in r.json()["detail"]
