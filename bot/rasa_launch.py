@@ -1,7 +1,12 @@
 """Start Rasa (runs in the Rasa venv, Python 3.10): ``python bot/rasa_launch.py <rasa args>``.
 
-It applies one measured fix before handing over to Rasa's own CLI: Rasa 3.6
-re-checks the action-server response schema from scratch on every custom
+It applies two fixes before handing over to Rasa's own CLI.
+
+The SQL tracker store's PostgreSQL engine gets ``pool_pre_ping``: without it, the first
+conversations after a database restart fail on the dead pooled connections (tested in
+tests/integration/test_scale_out.py).
+
+Rasa 3.6 re-checks the action-server response schema from scratch on every custom
 action (``jsonschema.validate`` re-validates the schema itself each call, about
 50 ms on 2 cores). We compile the validator once and reuse it; the errors raised
 are the same (``best_match`` of the same validator's errors). Set
@@ -43,9 +48,22 @@ def cache_action_schema_validator() -> None:
     RemoteAction._validate_action_result = _validate_action_result  # type: ignore[method-assign]
 
 
+def ping_tracker_store_connections() -> None:
+    """Make Rasa's SQL tracker store test each pooled connection before use (survives a database restart)."""
+    from rasa.core import tracker_store
+
+    original = tracker_store.create_engine_kwargs
+
+    def create_engine_kwargs(url: Any) -> dict[str, Any]:
+        return {**original(url), "pool_pre_ping": True}
+
+    tracker_store.create_engine_kwargs = create_engine_kwargs
+
+
 def main() -> None:
     """Patch, then run ``rasa`` with this process's arguments."""
     os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
+    ping_tracker_store_connections()
     if os.environ.get("RASA_SCHEMA_CACHE", "1") != "0":
         cache_action_schema_validator()
     from rasa.__main__ import main as rasa_main

@@ -110,6 +110,22 @@ class Stack:
         return (self.settings.var_dir / "staff-admin-password.txt").read_text().strip()
 
 
+def free_ports_in_a_row(n: int) -> int:
+    """The first of ``n`` consecutive free loopback ports (several Rasa workers)."""
+    import socket
+
+    for _ in range(50):
+        first = free_port()
+        try:
+            socks = [socket.create_server(("127.0.0.1", first + i)) for i in range(n)]
+        except OSError:
+            continue
+        for sock in socks:
+            sock.close()
+        return first
+    raise RuntimeError(f"no {n} consecutive free ports")
+
+
 def running_stack(
     database_url: str, quick_nlu_model: Path, quick_rec_model: Path, tmp_path_factory: pytest.TempPathFactory,
     **extra: Any,
@@ -119,7 +135,7 @@ def running_stack(
     Slack is a local mock of its Web API; the risk team's alerts go to its channel ``CRISK``.
     """
     slack = SlackMock()
-    settings = Settings(
+    defaults: dict[str, Any] = dict(
         var_dir=tmp_path_factory.mktemp("var"),
         database_url=database_url,
         nlu_model_dir=quick_nlu_model,
@@ -134,8 +150,8 @@ def running_stack(
         slack_signing_secret="integration-signing-secret",
         slack_api_url=slack.url,
         risk_slack_channel="CRISK",
-        **extra,
     )
+    settings = Settings(**{**defaults, **extra})
     services = up(settings, timeout=240)
     try:
         yield Stack(settings, services, slack)

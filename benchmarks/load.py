@@ -1,0 +1,196 @@
+"""Load test: many customers chatting at once through the gateway, then a count of what was stored.
+
+``python -m benchmarks.load [--levels 20,200] [--minutes 10] [--database-url URL]`` starts the real
+stack on free loopback ports (the trained NLU model of settings.nlu_model_dir, SQLite unless a
+database URL is given), then, for each level, keeps that many conversations going for the given
+time: each virtual customer opens a web-chat session, plays a multi-turn script drawn from
+:data:`SCRIPTS` (order tracking with the order form, FAQ questions, recommendations, small talk),
+waits a human-like 3-8 s between messages, and starts a new conversation when the script ends.
+
+Protocol: a turn is one ``POST /api/chat/messages`` through the gateway (the path every customer
+takes: transcript, Rasa's REST channel, NLU service, action server, tracker store), timed from
+request to reply; the first 30 s of each level are warm-up and not counted. An error is a non-200
+answer, a transport failure, or the gateway's "can't answer right now" note. Afterwards every
+turn answered 200 is looked up: in the transcript (``chat_message``) and in Rasa's tracker
+(``events``), per conversation. The load generator runs on the same machine (asyncio, one core's
+worth at most). Rate limits per address are lifted for the run (all customers come from
+127.0.0.1); the per-customer limit stays on. Writes benchmarks/results/load.json (one section per
+database and Rasa worker count).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import random
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import create_engine, text
+
+from benchmarks.common import percentile, table, write_results
+from core.settings import Settings, get_settings
+from core.stack import free_port, stop_all, up
+
+log = logging.getLogger("bench.load")
+WARMUP_S = 30.0
+SCRIPTS: list[list[str]] = [
+    ["hello", "where is my order 100234?", "thanks, bye"],
+    ["hi", "can you track my order", "it's 100235", "great, thank you"],
+    ["how do I return an item?", "how long does a refund take?", "ok thanks"],
+    ["anything for me?", "show me something cheaper", "thanks"],
+    ["do you ship to canada?", "what payment methods do you accept?", "bye"],
+    ["hello", "my package is late and I'm annoyed", "where is my order 100236?", "ok"],
+]
+
+
+@dataclass
+class Level:
+    """What one load level measured."""
+
+    users: int
+    latencies_ms: list[float] = field(default_factory=list)
+    errors: dict[str, int] = field(default_factory=dict)
+    answered: dict[str, int] = field(default_factory=dict)  # conversation id -> turns answered 200
+    sent: int = 0
+
+    def error(self, kind: str) -> None:
+        self.errors[kind] = self.errors.get(kind, 0) + 1
+
+
+async def customer(base: str, level: Level, stop_at: float, count_from: float, rng: random.Random) -> None:
+    """One virtual customer: conversations, one after another, until ``stop_at``."""
+    async with httpx.AsyncClient(base_url=base, timeout=60) as http:
+        while time.monotonic() < stop_at:
+            r = await http.post("/api/chat/sessions", json={"customer_id": f"cust{rng.randint(1, 400):04d}"})
+            if r.status_code != 201:
+                level.error(f"session {r.status_code}")
+                await asyncio.sleep(1)
+                continue
+            conv, auth = r.json()["conversation_id"], {"Authorization": f"Bearer {r.json()['token']}"}
+            for message in rng.choice(SCRIPTS):
+                if time.monotonic() >= stop_at:
+                    return
+                started = time.monotonic()
+                try:
+                    r = await http.post("/api/chat/messages", json={"text": message}, headers=auth)
+                except httpx.HTTPError as exc:
+                    level.error(exc.__class__.__name__)
+                    continue
+                elapsed = (time.monotonic() - started) * 1000
+                counted = started >= count_from
+                level.sent += counted
+                if r.status_code != 200:
+                    level.error(f"http {r.status_code}")
+                else:
+                    level.answered[conv] = level.answered.get(conv, 0) + 1
+                    if any("can't answer right now" in m["text"] for m in r.json()["messages"]):
+                        level.error("rasa unavailable")
+                    elif counted:
+                        level.latencies_ms.append(elapsed)
+                await asyncio.sleep(rng.uniform(3.0, 8.0))
+
+
+async def run_level(base: str, users: int, seconds: float, seed: int) -> Level:
+    """``users`` customers for ``seconds`` (plus warm-up); they start spread over the first 10 s."""
+    level = Level(users)
+    now = time.monotonic()
+    stop_at, count_from = now + WARMUP_S + seconds, now + WARMUP_S
+    rng = random.Random(seed)
+
+    async def delayed(i: int) -> None:
+        await asyncio.sleep(10.0 * i / users)
+        await customer(base, level, stop_at, count_from, random.Random(rng.random()))
+
+    await asyncio.gather(*(delayed(i) for i in range(users)))
+    return level
+
+
+def stored(settings: Settings, answered: dict[str, int]) -> dict[str, int]:
+    """Answered turns missing from the transcript and from Rasa's tracker (0 and 0 is the goal)."""
+    app, tracker = create_engine(settings.app_db_url), create_engine(settings.tracker_db_url)
+    missing = {"transcript": 0, "tracker": 0}
+    with app.connect() as a, tracker.connect() as t:
+        for conv, n in answered.items():
+            in_transcript = a.execute(text("SELECT count(*) FROM chat_message WHERE conversation_id = :c "
+                                           "AND role = 'customer'"), {"c": conv}).scalar_one()  # fmt: skip
+            in_tracker = t.execute(text("SELECT count(*) FROM events WHERE sender_id = :c AND type_name = 'user'"),
+                                   {"c": conv}).scalar_one()  # fmt: skip
+            missing["transcript"] += max(0, n - in_transcript)
+            missing["tracker"] += max(0, n - in_tracker)
+    app.dispose()
+    tracker.dispose()
+    return missing
+
+
+def summary(level: Level, seconds: float, missing: dict[str, int]) -> dict[str, Any]:
+    """The figures of one level."""
+    lat = level.latencies_ms or [float("nan")]
+    return {
+        "concurrent_conversations": level.users,
+        "measured_seconds": seconds,
+        "turns": len(level.latencies_ms),
+        "turns_per_second": round(len(level.latencies_ms) / seconds, 2),
+        "p50_ms": round(percentile(lat, 50), 1),
+        "p95_ms": round(percentile(lat, 95), 1),
+        "p99_ms": round(percentile(lat, 99), 1),
+        "max_ms": round(max(lat), 1),
+        "errors": sum(level.errors.values()),
+        "error_kinds": level.errors,
+        "answered_turns_checked": sum(level.answered.values()),
+        "missing_in_transcript": missing["transcript"],
+        "missing_in_tracker": missing["tracker"],
+    }
+
+
+def main() -> None:
+    """Start the stack, run each level, print the table, write benchmarks/results/load.json."""
+    p = argparse.ArgumentParser(prog="python -m benchmarks.load", description=__doc__.split("\n\n")[0])
+    p.add_argument("--levels", default="20,200", help="concurrent conversations, comma-separated")
+    p.add_argument("--minutes", type=float, default=10.0, help="measured minutes per level (after 30 s warm-up)")
+    p.add_argument("--database-url", default="", help="app + tracker database (default: SQLite files)")
+    p.add_argument("--rasa-workers", type=int, default=1, help="Rasa processes (more than 1 needs --lock-store-url)")
+    p.add_argument("--lock-store-url", default="")
+    args = p.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    for noisy in ("httpx", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    levels = [int(x) for x in args.levels.split(",")]
+    if any(n < 1 or n > 1000 for n in levels) or not 0 < args.minutes <= 60:
+        p.error("levels must be 1-1000 conversations and --minutes at most 60 (a bounded, loopback-only load)")
+    base_port = free_port()
+    settings = Settings(
+        var_dir=Path(tempfile.mkdtemp(prefix="bench-load-")), database_url=args.database_url,
+        nlu_model_dir=get_settings().nlu_model_dir, rec_model_dir=get_settings().rec_model_dir,
+        nlu_port=free_port(), action_port=free_port(), rasa_port=base_port, gateway_port=free_port(),
+        monitor_metrics_port=0, rasa_workers=args.rasa_workers, lock_store_url=args.lock_store_url,
+        rate_ip_per_minute=0, rate_sessions_per_minute=0,
+    )  # fmt: skip
+    services = up(settings, timeout=300)
+    results: dict[str, Any] = {"protocol": __doc__.split("\n\n")[2].replace("\n", " "), "levels": []}
+    try:
+        for n, users in enumerate(levels):
+            log.info("level %d: %d concurrent conversations for %.1f min (+%.0f s warm-up)", n + 1, users,
+                     args.minutes, WARMUP_S)  # fmt: skip
+            level = asyncio.run(run_level(settings.public_base_url, users, args.minutes * 60, seed=n))
+            time.sleep(2)
+            results["levels"].append(summary(level, args.minutes * 60, stored(settings, level.answered)))
+            log.info("%s", results["levels"][-1])
+    finally:
+        stop_all(services)
+    database = "postgresql" if args.database_url.startswith("postgresql") else "sqlite"
+    results.update(database=database, rasa_workers=args.rasa_workers)
+    rows = [[r["concurrent_conversations"], r["turns"], r["turns_per_second"], r["p50_ms"], r["p95_ms"], r["p99_ms"],
+             r["errors"], r["missing_in_transcript"], r["missing_in_tracker"]] for r in results["levels"]]  # fmt: skip
+    print(table(["conversations", "turns", "turns/s", "p50 ms", "p95 ms", "p99 ms", "errors",
+                 "missing (transcript)", "missing (tracker)"], rows))  # fmt: skip
+    write_results("load", {f"{database}-{args.rasa_workers}-rasa": results}, merge=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,237 @@
+"""The production shape, for real: PostgreSQL for the app and Rasa's tracker, a Redis lock store shared by
+two Rasa workers, RabbitMQ carrying Rasa's events to the monitor, all started by ``core.stack`` (the
+project's own launcher) against the servers on this machine; then its parts die and come back.
+
+PostgreSQL, Redis and RabbitMQ are reached through fault-injection proxies (tests/integration/faults.py),
+so "the database restarts" cuts every connection of this stack without touching the shared servers.
+Customers talk to the gateway's web chat API, as the web page does. The tests run in file order on
+one stack.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+import uuid
+import zlib
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pika
+import pytest
+from sqlalchemy import func, text
+from sqlmodel import Session, col, select
+
+from core.db import make_engine
+from core.models import ChatMessage, Turn
+from core.stack import start, wait_healthy
+from tests.conftest import fresh_pg_database, postgres_available
+from tests.integration.conftest import Stack, free_ports_in_a_row, running_stack
+from tests.integration.faults import TcpProxy
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.postgres]
+REDIS_DB = 9  # our lock store's database on the shared Redis
+SORRY = "can't answer right now"
+
+
+def _redis(command: str, port: int = 6379) -> str:
+    """One inline Redis command (no client library needed); the raw reply."""
+    with socket.create_connection(("127.0.0.1", port), timeout=3) as s:
+        s.sendall(command.encode() + b"\r\n")
+        time.sleep(0.2)
+        return s.recv(1 << 16).decode(errors="replace")
+
+
+def _redis_calls(name: str) -> int:
+    for line in _redis("INFO commandstats").splitlines():
+        if line.startswith(f"cmdstat_{name}:"):
+            return int(line.split("calls=")[1].split(",")[0])
+    return 0
+
+
+def _reachable(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        return True
+    except OSError:
+        return False
+
+
+@dataclass
+class Cluster:
+    """The running stack and its fault switches."""
+
+    stack: Stack
+    pg: TcpProxy
+    redis: TcpProxy
+    amqp: TcpProxy
+    direct_url: str  # the database without the proxy (the test's own checks)
+
+    def customer(self, worker: int | None = None) -> Customer:
+        """A new web-chat customer; with ``worker``, one whose conversation the gateway sends to that Rasa worker."""
+        while True:
+            c = Customer(self.stack.gateway)
+            if worker is None or zlib.crc32(c.conversation_id.encode()) % 2 == worker:
+                return c
+
+    def count(self, sql: str, **params: Any) -> int:
+        engine = make_engine(self.direct_url)
+        with engine.connect() as conn:
+            n = int(conn.execute(text(sql), params).scalar_one())
+        engine.dispose()
+        return n
+
+
+class Customer:
+    """One web-chat conversation through the gateway."""
+
+    def __init__(self, gateway: str) -> None:
+        self.http = httpx.Client(base_url=gateway, timeout=90)
+        r = self.http.post("/api/chat/sessions", json={})
+        r.raise_for_status()
+        self.conversation_id = r.json()["conversation_id"]
+        self.http.headers["Authorization"] = f"Bearer {r.json()['token']}"
+
+    def send(self, text: str) -> httpx.Response:
+        return self.http.post("/api/chat/messages", json={"text": text})
+
+    def say(self, text: str) -> str:
+        """The replies (bot and system messages) to one message, joined."""
+        r = self.send(text)
+        assert r.status_code == 200, r.text
+        return "\n".join(m["text"] for m in r.json()["messages"][1:])
+
+
+@pytest.fixture(scope="module")
+def cluster(
+    quick_nlu_model: Path, quick_rec_model: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Cluster]:
+    if not postgres_available() or not _reachable(6379) or not _reachable(5672):
+        pytest.skip("needs PostgreSQL, Redis and RabbitMQ on 127.0.0.1 (5432, 6379, 5672)")
+    proxies = {"pg": TcpProxy(5432), "redis": TcpProxy(6379), "amqp": TcpProxy(5672)}
+    queue = f"storebot-scale-{uuid.uuid4().hex[:8]}"
+    with fresh_pg_database("storebot_scale") as direct_url:
+        url = direct_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxies['pg'].port}")
+        for stack in running_stack(
+            url, quick_nlu_model, quick_rec_model, tmp_path_factory,
+            rasa_workers=2, rasa_port=free_ports_in_a_row(2),
+            lock_store_url=f"redis://127.0.0.1:{proxies['redis'].port}/{REDIS_DB}",
+            event_broker_url=f"amqp://guest:guest@127.0.0.1:{proxies['amqp'].port}/%2F", event_broker_queue=queue,
+        ):  # fmt: skip
+            yield Cluster(stack, proxies["pg"], proxies["redis"], proxies["amqp"], direct_url)
+    for proxy in proxies.values():
+        proxy.close()
+    conn = pika.BlockingConnection(pika.URLParameters("amqp://guest:guest@127.0.0.1:5672/%2F"))
+    conn.channel().queue_delete(queue)
+    conn.close()
+
+
+def _eventually(check: Callable[[], bool], seconds: float = 90) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(1)
+
+
+def _turns(cluster: Cluster, conversation_ids: list[str]) -> list[Turn]:
+    engine = make_engine(cluster.direct_url)
+    with Session(engine) as s:
+        rows = list(s.exec(select(Turn).where(col(Turn.sender_id).in_(conversation_ids))))
+    engine.dispose()
+    return rows
+
+
+def test_two_rasa_workers_share_conversations_through_postgres_and_redis(cluster: Cluster) -> None:
+    locks_before = _redis_calls("set")
+    customers = [cluster.customer(worker=i % 2) for i in range(8)]
+
+    def conversation(c: Customer) -> list[str]:
+        return [c.say("hello"), c.say("can you track my order"), c.say("it's 100234")]
+
+    with ThreadPoolExecutor(8) as pool:
+        replies = list(pool.map(conversation, customers))
+    for hello, ask, status in replies:
+        assert "store assistant" in hello and "order number" in ask and "on its way with UPS" in status
+    assert _redis_calls("set") - locks_before >= 24  # every turn took its conversation's lock in Redis
+    ids = [c.conversation_id for c in customers]
+    assert cluster.count("SELECT count(*) FROM events WHERE type_name = 'user' AND sender_id = ANY(:ids)",
+                         ids=ids) == 24  # fmt: skip
+    _eventually(lambda: len(_turns(cluster, ids)) == 24)  # Rasa -> RabbitMQ -> monitor -> turn table
+    assert all(t.message_id and t.tracker_event_id is None for t in _turns(cluster, ids))
+
+
+def test_a_rasa_worker_dies_mid_conversation_and_the_other_carries_on(cluster: Cluster) -> None:
+    c = cluster.customer(worker=1)
+    assert "order number" in c.say("can you track my order")
+    second = cluster.stack.services["rasa-2"]
+    assert second.proc is not None
+    second.proc.kill()
+    second.proc.wait(timeout=20)
+    assert "on its way with UPS" in c.say("it's 100234")  # worker 1 continues the form from the shared tracker
+    start(second, cluster.stack.settings)
+    wait_healthy(second, 180)
+    assert "store assistant" in c.say("hello")
+
+
+def test_the_action_server_restarts(cluster: Cluster) -> None:
+    c = cluster.customer()
+    actions = cluster.stack.services["actions"]
+    assert actions.proc is not None
+    actions.proc.kill()
+    actions.proc.wait(timeout=20)
+    reply = c.say("where is my order 100234?")
+    assert reply.strip() and "UPS" not in reply  # a sensible apology, not silence
+    start(actions, cluster.stack.settings)
+    wait_healthy(actions, 120)
+    assert "on its way with UPS" in c.say("where is my order 100234?")
+
+
+def test_the_database_restarts(cluster: Cluster) -> None:
+    c = cluster.customer()
+    assert "store assistant" in c.say("hello")
+    cluster.pg.down()
+    r = c.send("where is my order 100234?")
+    assert r.status_code == 503 and "send that again" in r.json()["detail"]  # the widget keeps the text
+    time.sleep(3)
+    cluster.pg.up()
+    assert "on its way with UPS" in c.say("where is my order 100234?")  # the customer resends; it works
+    stored = cluster.count("SELECT count(*) FROM chat_message WHERE conversation_id = :c AND role = 'customer'",
+                           c=c.conversation_id)  # fmt: skip
+    assert stored == 2  # the refused attempt was not half-stored
+    _eventually(lambda: len(_turns(cluster, [c.conversation_id])) == 2)  # the monitor recovered too
+
+
+def test_the_broker_restarts_and_no_turn_is_lost_or_doubled(cluster: Cluster) -> None:
+    c = cluster.customer()
+    cluster.amqp.down()
+    for message in ["hello", "where is my order 100234?", "thanks"]:
+        assert c.say(message).strip()  # customers do not notice: Rasa keeps the events it could not publish
+    time.sleep(3)
+    cluster.amqp.up()
+    _eventually(lambda: len(_turns(cluster, [c.conversation_id])) == 3, seconds=120)
+    time.sleep(5)
+    assert len(_turns(cluster, [c.conversation_id])) == 3
+
+
+def test_the_lock_store_restarts(cluster: Cluster) -> None:
+    c = cluster.customer()
+    cluster.redis.down()
+    reply = c.say("hello")
+    assert SORRY in reply or "store assistant" in reply  # told to retry, never an error page
+    cluster.redis.up()
+    _eventually(lambda: "store assistant" in c.say("hello"), seconds=60)
+
+
+def test_nothing_was_duplicated(cluster: Cluster) -> None:
+    engine = make_engine(cluster.direct_url)
+    with Session(engine) as s:
+        doubled = s.exec(select(Turn.message_id, func.count()).group_by(Turn.message_id)
+                         .having(func.count() > 1)).all()  # fmt: skip
+        customer_messages = s.exec(select(func.count()).select_from(ChatMessage)
+                                   .where(ChatMessage.role == "customer")).one()  # fmt: skip
+    engine.dispose()
+    assert doubled == [] and customer_messages > 30
