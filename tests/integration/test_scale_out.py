@@ -235,3 +235,21 @@ def test_nothing_was_duplicated(cluster: Cluster) -> None:
                                    .where(ChatMessage.role == "customer")).one()  # fmt: skip
     engine.dispose()
     assert doubled == [] and customer_messages > 30
+
+
+def test_no_secret_or_personal_data_reaches_the_logs_or_the_tracker(cluster: Cluster) -> None:
+    c = cluster.customer()
+    email, phone, card = "jane.doe@example.com", "+44 20 7946 0958", "4111 1111 1111 1111"
+    reply = c.say(f"I'm {email}, call me on {phone}; my card {card} was charged twice")
+    assert reply.strip()
+    for raw in (email, phone, card):
+        assert cluster.count("SELECT count(*) FROM events WHERE data LIKE :p", p=f"%{raw}%") == 0
+        assert cluster.count("SELECT count(*) FROM chat_message WHERE text LIKE :p", p=f"%{raw}%") == 0
+        assert cluster.count("SELECT count(*) FROM turn WHERE text LIKE :p", p=f"%{raw}%") == 0
+    settings = cluster.stack.settings
+    secrets = [settings.nlu_token, settings.slack_signing_secret, settings.slack_bot_token]
+    logs = {p.name: p.read_text(errors="replace") for p in (settings.var_dir / "logs").glob("*.log")}
+    assert {"gateway.log", "rasa.log", "rasa-2.log", "nlu.log", "actions.log", "worker.log"} <= set(logs)
+    for name, content in logs.items():
+        for needle in [email, phone, card, *secrets]:
+            assert needle not in content, f"{needle!r} in {name}"
