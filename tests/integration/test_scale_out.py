@@ -2,7 +2,7 @@
 two Rasa workers, RabbitMQ carrying Rasa's events to the monitor, all started by ``core.stack`` (the
 project's own launcher) against the servers on this machine; then its parts die and come back.
 
-PostgreSQL, Redis and RabbitMQ are reached through fault-injection proxies (tests/integration/faults.py),
+PostgreSQL, Redis and RabbitMQ are reached through fault-injection proxies (benchmarks/tcp_proxy.py),
 so "the database restarts" cuts every connection of this stack without touching the shared servers.
 Customers talk to the gateway's web chat API, as the web page does. The tests run in file order on
 one stack.
@@ -26,12 +26,12 @@ import pytest
 from sqlalchemy import func, text
 from sqlmodel import Session, col, select
 
+from benchmarks.tcp_proxy import TcpProxy
 from core.db import make_engine
 from core.models import ChatMessage, Turn
 from core.stack import start, wait_healthy
 from tests.conftest import fresh_pg_database, postgres_available
 from tests.integration.conftest import Stack, free_ports_in_a_row, running_stack
-from tests.integration.faults import TcpProxy
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.postgres]
 REDIS_DB = 9  # our lock store's database on the shared Redis

@@ -1,8 +1,9 @@
-"""Fault injection for the integration tests: a TCP proxy that can cut a server off and bring it back.
+"""Fault injection: a TCP proxy that can cut a server off and bring it back.
 
-The stack reaches PostgreSQL, Redis and RabbitMQ through a :class:`TcpProxy`, so a test can take
-"the database" or "the broker" down for everyone in the stack (open connections are reset, new
-ones refused) and restart it, without touching the shared servers other tests use.
+In the fault tests and benchmarks the stack reaches PostgreSQL, Redis and RabbitMQ through a
+:class:`TcpProxy`, so a test can take "the database" or "the broker" down for everyone in the
+stack (open connections are reset, new ones refused) and restart it, without touching the shared
+servers others use.
 """
 
 from __future__ import annotations
