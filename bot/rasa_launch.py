@@ -1,6 +1,11 @@
 """Start Rasa (runs in the Rasa venv, Python 3.10): ``python bot/rasa_launch.py <rasa args>``.
 
-It applies two fixes before handing over to Rasa's own CLI.
+It applies three fixes before handing over to Rasa's own CLI.
+
+When the action server cannot be reached (or fails), Rasa 3.6 logs the error and carries on
+with no reply at all: the customer sees silence. The launcher makes such a failure say the
+domain's ``utter_action_unavailable`` instead (a form's validation rejection still works as
+before).
 
 The SQL tracker store's PostgreSQL engine gets ``pool_pre_ping``: without it, the first
 conversations after a database restart fail on the dead pooled connections (tested in
@@ -60,10 +65,34 @@ def ping_tracker_store_connections() -> None:
     tracker_store.create_engine_kwargs = create_engine_kwargs
 
 
+APOLOGY_RESPONSE = "utter_action_unavailable"
+
+
+def apologise_when_the_action_server_fails() -> None:
+    """Patch RemoteAction.run: a failed call answers with ``utter_action_unavailable`` instead of silence."""
+    from rasa.core.actions.action import ActionExecutionRejection, RemoteAction
+    from rasa.shared.core.events import BotUttered
+    from rasa.shared.exceptions import RasaException
+
+    original = RemoteAction.run
+
+    async def run(self: RemoteAction, output_channel: Any, nlg: Any, tracker: Any, domain: Any) -> list[Any]:
+        try:
+            return await original(self, output_channel, nlg, tracker, domain)
+        except ActionExecutionRejection:
+            raise
+        except RasaException:
+            variants = domain.responses.get(APOLOGY_RESPONSE) or [{"text": "Sorry, something went wrong."}]
+            return [BotUttered(text=variants[0].get("text"), metadata={"failed_action": self.name()})]
+
+    RemoteAction.run = run  # type: ignore[method-assign]
+
+
 def main() -> None:
     """Patch, then run ``rasa`` with this process's arguments."""
     os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
     ping_tracker_store_connections()
+    apologise_when_the_action_server_fails()
     if os.environ.get("RASA_SCHEMA_CACHE", "1") != "0":
         cache_action_schema_validator()
     from rasa.__main__ import main as rasa_main

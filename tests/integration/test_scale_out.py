@@ -183,8 +183,7 @@ def test_the_action_server_restarts(cluster: Cluster) -> None:
     assert actions.proc is not None
     actions.proc.kill()
     actions.proc.wait(timeout=20)
-    reply = c.say("where is my order 100234?")
-    assert reply.strip() and "UPS" not in reply  # a sensible apology, not silence
+    assert "can't look that up right now" in c.say("where is my order 100234?")  # an apology, not silence
     start(actions, cluster.stack.settings)
     wait_healthy(actions, 120)
     assert "on its way with UPS" in c.say("where is my order 100234?")
