@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import signal
 import tempfile
 import threading
 import time
@@ -115,9 +117,9 @@ class Fault:
 
 
 def kill_and_restart(svc: Service, settings: Settings) -> None:
-    """SIGKILL the service's process and start it again with the launcher; returns when it is healthy."""
+    """SIGKILL the service's process group (Sanic forks workers) and start it again; returns when it is healthy."""
     assert svc.proc is not None
-    svc.proc.kill()
+    os.killpg(svc.proc.pid, signal.SIGKILL)
     svc.proc.wait(timeout=30)
     time.sleep(2)
     start(svc, settings)

@@ -1,6 +1,11 @@
 """Start Rasa (runs in the Rasa venv, Python 3.10): ``python bot/rasa_launch.py <rasa args>``.
 
-It applies three fixes before handing over to Rasa's own CLI.
+It applies four fixes before handing over to Rasa's own CLI.
+
+Rasa's REST channel answers 200 with whatever was collected when a turn fails (a lock store or
+tracker store outage gives an empty reply, and the customer sees silence) and logs the
+message's text. The launcher's REST channel answers 500 instead (the gateway then keeps the
+message and asks the customer to retry) and logs only the error's type.
 
 When the action server cannot be reached (or fails), Rasa 3.6 logs the error and carries on
 with no reply at all: the customer sees silence. The launcher makes such a failure say the
@@ -65,6 +70,46 @@ def ping_tracker_store_connections() -> None:
     tracker_store.create_engine_kwargs = create_engine_kwargs
 
 
+def strict_rest_channel() -> None:
+    """Register a REST channel whose failed turns answer 500 (same URL, request and reply format)."""
+    import logging
+
+    from rasa.core import channels
+    from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
+    from rasa.core.channels.rest import RestInput
+    from sanic import Blueprint, response
+
+    log = logging.getLogger("rasa_launch.rest")
+
+    class StrictRestInput(RestInput):
+        """``rest`` channel: like Rasa's (no streaming), but a turn that raised is a 500, not an empty 200."""
+
+        def blueprint(self, on_new_message: Any) -> Blueprint:
+            bp = Blueprint(f"custom_webhook_{type(self).__name__}", __name__)
+
+            @bp.route("/", methods=["GET"])
+            async def health(request: Any) -> Any:
+                return response.json({"status": "ok"})
+
+            @bp.route("/webhook", methods=["POST"])
+            async def receive(request: Any) -> Any:
+                sender = await self._extract_sender(request)
+                collector = CollectingOutputChannel()
+                message = UserMessage(self._extract_message(request), collector, sender,
+                                      input_channel=self._extract_input_channel(request),
+                                      metadata=self.get_metadata(request))  # fmt: skip
+                try:
+                    await on_new_message(message)
+                except Exception as exc:  # the turn failed: say so, so the caller can keep the message and retry
+                    log.error("turn of %s failed: %s", sender, type(exc).__name__)
+                    return response.json({"error": type(exc).__name__}, status=500)
+                return response.json(collector.messages)
+
+            return bp
+
+    channels.BUILTIN_CHANNELS["rest"] = StrictRestInput
+
+
 APOLOGY_RESPONSE = "utter_action_unavailable"
 
 
@@ -92,6 +137,7 @@ def main() -> None:
     """Patch, then run ``rasa`` with this process's arguments."""
     os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
     ping_tracker_store_connections()
+    strict_rest_channel()
     apologise_when_the_action_server_fails()
     if os.environ.get("RASA_SCHEMA_CACHE", "1") != "0":
         cache_action_schema_validator()
