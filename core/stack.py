@@ -129,7 +129,7 @@ def ensure_recommender(settings: Settings) -> None:
 
 
 def ensure_staff_admin(settings: Settings) -> None:
-    """First run: create the console's ``admin`` with a random password, kept in var/ (mode 600) and shown once."""
+    """First run: create the console's ``admin`` with a random password, kept in var/ (mode 600), never logged."""
     import secrets
 
     from sqlmodel import Session, func, select
@@ -147,8 +147,8 @@ def ensure_staff_admin(settings: Settings) -> None:
     path = settings.var_dir / "staff-admin-password.txt"
     path.write_text(password + "\n")
     path.chmod(0o600)
-    log.info("staff console user 'admin' created; password %s (also in %s; change it with "
-             "`python -m bot.channels set-password admin`)", password, path)  # fmt: skip
+    log.info("staff console user 'admin' created; its password is in %s (readable by you only; change it with "
+             "`python -m bot.channels set-password admin`)", path)  # fmt: skip
 
 
 def ensure_rasa_model(settings: Settings) -> Path:
