@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> None:
     pw.add_argument("username")
     args = p.parse_args(argv)
     setup_logging("%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per call to Rasa
     settings = get_settings()
     if args.command == "serve":
         import uvicorn
