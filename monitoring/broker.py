@@ -53,7 +53,7 @@ class BrokerInput:
             self._connection = pika.BlockingConnection(params)
             channel = self._connection.channel()
             channel.queue_declare(self.queue, durable=True)  # as Rasa declares it; the first of us creates it
-        except (AMQPError, OSError) as exc:
+        except (AMQPError, OSError, ValueError) as exc:  # pika raises ValueError for a socket reset mid-handshake
             self.close()
             raise BrokerUnavailable(f"RabbitMQ at {pika.URLParameters(self.url).host}: {exc!r}") from exc
         self._channel = channel

@@ -110,7 +110,10 @@ def run_forever(interval: float, stop: threading.Event) -> None:
         metrics.serve(s.host, s.monitor_metrics_port)
         log.info("metrics on http://%s:%d/metrics", s.host, s.monitor_metrics_port)
     while not stop.is_set():
-        one_round(s, sinks, metrics, source)
+        try:
+            one_round(s, sinks, metrics, source)
+        except Exception:  # an unforeseen failure of one round must not end the monitor; the next round retries
+            log.exception("monitor round failed; retrying in %.0f s", interval)
         stop.wait(interval)
 
 

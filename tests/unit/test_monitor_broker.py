@@ -105,6 +105,25 @@ def test_a_lost_connection_is_reopened_and_a_missing_broker_is_reported(sqlite_u
         nowhere.drain()
 
 
+def test_a_broker_that_resets_connections_is_reported_and_then_reopened(sqlite_url: str, queue: str) -> None:
+    from benchmarks.tcp_proxy import TcpProxy
+
+    proxy = TcpProxy(5672)
+    try:
+        broker = BrokerInput(f"amqp://guest:guest@127.0.0.1:{proxy.port}/%2F", queue, make_engine(sqlite_url))
+        _publish(queue, _user("a", "z1"))
+        assert broker.drain() == 1
+        proxy.down()  # connections reset, new ones accepted and reset at once (pika: ValueError, not AMQPError)
+        for _ in range(3):
+            with pytest.raises(BrokerUnavailable):
+                broker.drain()
+        proxy.up()
+        _publish(queue, _user("b", "z2"))
+        assert broker.drain() == 1
+    finally:
+        proxy.close()
+
+
 def test_rasa_endpoint_config_from_the_url() -> None:
     cfg = event_broker_config("amqp://bot:s%40cret@mq.internal:5673/", "events")
     assert cfg == {"type": "pika", "url": "mq.internal", "port": 5673, "username": "bot", "password": "s@cret",
