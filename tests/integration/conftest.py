@@ -150,6 +150,8 @@ def running_stack(
         slack_signing_secret="integration-signing-secret",
         slack_api_url=slack.url,
         risk_slack_channel="CRISK",
+        rate_ip_per_minute=0,  # every test customer comes from 127.0.0.1 (the limits have their unit tests)
+        rate_sessions_per_minute=0,
     )
     settings = Settings(**{**defaults, **extra})
     services = up(settings, timeout=240)

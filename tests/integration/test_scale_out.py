@@ -123,7 +123,6 @@ def cluster(
             rasa_workers=2, rasa_port=free_ports_in_a_row(2),
             lock_store_url=f"redis://127.0.0.1:{proxies['redis'].port}/{REDIS_DB}",
             event_broker_url=f"amqp://guest:guest@127.0.0.1:{proxies['amqp'].port}/%2F", event_broker_queue=queue,
-            rate_sessions_per_minute=0, rate_ip_per_minute=0,  # every test customer comes from 127.0.0.1
         ):  # fmt: skip
             yield Cluster(stack, proxies["pg"], proxies["redis"], proxies["amqp"], direct_url)
     for proxy in proxies.values():
