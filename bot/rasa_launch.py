@@ -1,6 +1,9 @@
 """Start Rasa (runs in the Rasa venv, Python 3.10): ``python bot/rasa_launch.py <rasa args>``.
 
-It applies four fixes before handing over to Rasa's own CLI.
+It applies five fixes before handing over to Rasa's own CLI.
+
+Rasa logs some exceptions with their frames' local variables, the NLU token among them: the
+launcher masks the secrets of its environment in everything the process writes.
 
 Rasa's REST channel answers 200 with whatever was collected when a turn fails (a lock store or
 tracker store outage gives an empty reply, and the customer sees silence) and logs the
@@ -133,9 +136,36 @@ def apologise_when_the_action_server_fails() -> None:
     RemoteAction.run = run  # type: ignore[method-assign]
 
 
+class _SecretMaskingStream:
+    """Writes to ``stream`` with the given secrets replaced by ``***`` (Rasa logs exceptions with their
+    frames' local variables, and one of them holds the NLU token)."""
+
+    def __init__(self, stream: Any, secrets: list[str]) -> None:
+        self._stream, self._secrets = stream, secrets
+
+    def write(self, text: str) -> int:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return int(self._stream.write(text))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def mask_secrets_in_output() -> None:
+    """Everything Rasa prints or logs goes through a stream that masks the secrets of its environment."""
+    names = ("NLU_TOKEN", "POSTGRES_PASSWORD", "REDIS_PASSWORD", "RABBITMQ_PASSWORD", "SLACK_BOT_TOKEN",
+             "SLACK_SIGNING_SECRET", "WEBCHAT_IDENTITY_SECRET", "METRICS_TOKEN")  # fmt: skip
+    secrets = sorted({v for n in names if len(v := os.environ.get(n, "")) >= 6}, key=len, reverse=True)
+    if secrets:
+        sys.stdout = _SecretMaskingStream(sys.stdout, secrets)  # type: ignore[assignment]
+        sys.stderr = _SecretMaskingStream(sys.stderr, secrets)  # type: ignore[assignment]
+
+
 def main() -> None:
     """Patch, then run ``rasa`` with this process's arguments."""
     os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
+    mask_secrets_in_output()
     ping_tracker_store_connections()
     strict_rest_channel()
     apologise_when_the_action_server_fails()

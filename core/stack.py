@@ -184,7 +184,7 @@ def services(settings: Settings, endpoints: Path, model: Path) -> list[Service]:
 
     workers = [
         Service("rasa" if i == 0 else f"rasa-{i + 1}", rasa(settings.rasa_port + i),
-                settings.url(settings.rasa_port + i) + "/status")
+                settings.url(settings.rasa_port + i) + "/status", env={"SANIC_KEEP_ALIVE_TIMEOUT": "75"})
         for i in range(settings.rasa_workers)
     ]  # fmt: skip
     return [
@@ -193,7 +193,8 @@ def services(settings: Settings, endpoints: Path, model: Path) -> list[Service]:
             "actions",
             [PY, "-m", "rasa_sdk", "--actions", "bot.actions", "-p", str(settings.action_port)],
             settings.url(settings.action_port) + "/health",
-            env={"SANIC_HOST": settings.host},
+            # idle connections outlive Rasa's client's (15 s), so Rasa never reuses one being closed
+            env={"SANIC_HOST": settings.host, "SANIC_KEEP_ALIVE_TIMEOUT": "75"},
         ),
         *workers,
         Service("gateway", [PY, "-m", "bot.channels", "serve"], settings.url(settings.gateway_port) + "/health"),

@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 MAX_TEXT_CHARS = 20_000
 MAX_BATCH = 256
 MAX_BODY_BYTES = 2_000_000
+KEEP_ALIVE_S = 75
 
 
 class ParseRequest(BaseModel):
@@ -140,7 +141,9 @@ def main() -> None:
         log.error("%s", exc)
         raise SystemExit(2) from exc
     app = create_app(lambda: load_predictor(s.nlu_model_dir, s.nlu_threads, s.nlu_backend), token=s.nlu_token)
-    uvicorn.run(app, host=s.host, port=s.nlu_port, log_level="warning")
+    # Keep idle connections longer than Rasa's HTTP client does (aiohttp: 15 s), so the client always closes
+    # first: with uvicorn's 5 s, Rasa reused connections the server was closing and got a fallback reply.
+    uvicorn.run(app, host=s.host, port=s.nlu_port, log_level="warning", timeout_keep_alive=KEEP_ALIVE_S)
 
 
 if __name__ == "__main__":

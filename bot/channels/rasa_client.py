@@ -29,7 +29,8 @@ class RasaClient:
         self.urls = [u.strip().rstrip("/") for u in base_url.split(",") if u.strip()]
         if not self.urls:
             raise ValueError("RasaClient needs at least one URL")
-        self._http = httpx.Client(timeout=timeout, transport=transport)
+        # idle connections are dropped well before a server's keep-alive ends, so none is reused while closing
+        self._http = httpx.Client(timeout=timeout, transport=transport, limits=httpx.Limits(keepalive_expiry=2.0))
 
     def close(self) -> None:
         """Release the connection pool."""
