@@ -32,15 +32,14 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, func, insert, select, text
-from sqlmodel import Session, SQLModel
+from sqlmodel import SQLModel
 
 from benchmarks.common import table, write_results
 from core import backup
 from core.db import MIGRATIONS, make_engine, upgrade
 from core.models import ChatMessage, Conversation, Turn
 from core.upgrade_check import check_upgrade
-from recommender.__main__ import DEMO_DIR
-from recommender.events import import_events, import_products
+from recommender.__main__ import import_demo
 
 log = logging.getLogger("bench.data")
 PG_ADMIN = "postgresql+psycopg://root@127.0.0.1:5432/postgres"
@@ -51,10 +50,7 @@ def fill(url: str, conversations: int) -> None:
     """The demo store plus ``conversations`` conversations (transcript, monitor turns, tracker events)."""
     upgrade(url)
     engine = make_engine(url)
-    with Session(engine) as s:
-        import_products(s, DEMO_DIR / "catalog.csv")
-        import_events(s, DEMO_DIR / "events.csv")
-        s.commit()
+    import_demo(engine)
     backup.RASA_EVENTS.metadata.create_all(engine)
     texts = ["hello", "where is my order 100234?", "thanks"]
     for start in range(0, conversations, 1000):

@@ -13,6 +13,7 @@ import logging
 import sys
 from pathlib import Path
 
+from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from core.db import get_engine
@@ -26,9 +27,10 @@ log = logging.getLogger("recommender")
 DEMO_DIR = Path(__file__).with_name("demo")
 
 
-def import_demo() -> tuple[int, int]:
-    """Import the shipped demo catalog and behaviour log (idempotent); (products added, events added)."""
-    with Session(get_engine()) as s:
+def import_demo(engine: Engine | None = None) -> tuple[int, int]:
+    """Import the shipped demo catalog and behaviour log (idempotent) into ``engine`` (default: the app
+    database); (products added, events added)."""
+    with Session(engine or get_engine()) as s:
         products = import_products(s, DEMO_DIR / "catalog.csv").added
         events = import_events(s, DEMO_DIR / "events.csv").added
         s.commit()

@@ -38,20 +38,20 @@ class RasaClient:
 
     def _call(self, method: str, path: str, *, sender: str = "", **kwargs: Any) -> Any:
         first = zlib.crc32(sender.encode()) % len(self.urls)
-        for attempt in range(len(self.urls)):
-            base = self.urls[(first + attempt) % len(self.urls)]
+        failure: Exception | None = None
+        for base in self.urls[first:] + self.urls[:first]:
             try:
                 response = self._http.request(method, base + path, **kwargs)
                 response.raise_for_status()
                 return response.json()
-            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:  # never reached Rasa: the next worker
                 log.warning("Rasa at %s refused %s %s (%s)", base, method, path, exc.__class__.__name__)
-                if attempt + 1 == len(self.urls):
-                    raise RasaUnavailable(f"the assistant is unavailable ({exc.__class__.__name__})") from exc
+                failure = exc
             except (httpx.HTTPError, ValueError) as exc:
                 log.warning("Rasa %s %s failed: %s", method, path, exc)
-                raise RasaUnavailable(f"the assistant is unavailable ({exc.__class__.__name__})") from exc
-        raise AssertionError("unreachable")  # pragma: no cover
+                failure = exc
+                break
+        raise RasaUnavailable(f"the assistant is unavailable ({failure.__class__.__name__})") from failure
 
     @staticmethod
     def _conv(sender: str) -> str:
