@@ -1,4 +1,4 @@
-"""Helpers shared by the benchmark scripts: percentiles, free ports, result files, tables."""
+"""Helpers shared by the benchmark scripts: percentiles, result files, tables, NLU calls, stored turns."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import create_engine, text
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -78,3 +79,25 @@ def parses_per_second(url: str, texts: list[str], clients: int = 8, rounds: int 
     for th in threads:
         th.join()
     return len(work) / (time.perf_counter() - started)
+
+
+def missing_turns(app_url: str, tracker_url: str, answered: dict[str, int], *, monitor: bool = False) -> dict[str, int]:
+    """Answered turns (conversation id: how many) missing from the transcript and from Rasa's tracker; with
+    ``monitor``, also tracker turns missing from the monitor's ``turn`` table. 0 everywhere is the goal."""
+    app, tracker = create_engine(app_url), create_engine(tracker_url)
+    missing = {"transcript": 0, "tracker": 0, **({"monitor": 0} if monitor else {})}
+    with app.connect() as a, tracker.connect() as t:
+        for conv, n in answered.items():
+            q = {"c": conv}
+            in_transcript = a.execute(text("SELECT count(*) FROM chat_message WHERE conversation_id = :c "
+                                           "AND role = 'customer'"), q).scalar_one()  # fmt: skip
+            in_tracker = t.execute(text("SELECT count(*) FROM events WHERE sender_id = :c AND type_name = 'user'"),
+                                   q).scalar_one()  # fmt: skip
+            missing["transcript"] += max(0, n - in_transcript)
+            missing["tracker"] += max(0, n - in_tracker)
+            if monitor:
+                in_monitor = a.execute(text("SELECT count(*) FROM turn WHERE sender_id = :c"), q).scalar_one()
+                missing["monitor"] += max(0, in_tracker - in_monitor)
+    app.dispose()
+    tracker.dispose()
+    return missing

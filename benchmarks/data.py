@@ -31,10 +31,11 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine, func, insert, select, text
+from sqlalchemy import func, insert, select
 from sqlmodel import SQLModel
 
 from benchmarks.common import table, write_results
+from benchmarks.scratch_pg import postgres_available, scratch_databases, scratch_url
 from core import backup
 from core.db import MIGRATIONS, make_engine, upgrade
 from core.models import ChatMessage, Conversation, Turn
@@ -42,7 +43,6 @@ from core.upgrade_check import check_upgrade
 from recommender.__main__ import import_demo
 
 log = logging.getLogger("bench.data")
-PG_ADMIN = "postgresql+psycopg://root@127.0.0.1:5432/postgres"
 START = datetime(2026, 10, 1, tzinfo=UTC)
 
 
@@ -96,18 +96,8 @@ def databases(kind: str, work: Path) -> Iterator[tuple[str, str]]:
     if kind == "sqlite":
         yield f"sqlite:///{work / 'source.db'}", f"sqlite:///{work / 'target.db'}"
         return
-    names = [f"storebot_data_{uuid.uuid4().hex[:6]}" for _ in range(2)]
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        for n in names:
-            c.execute(text(f'CREATE DATABASE "{n}"'))
-    try:
-        yield tuple(f"postgresql+psycopg://root@127.0.0.1:5432/{n}" for n in names)  # type: ignore[misc]
-    finally:
-        with admin.connect() as c:
-            for n in names:
-                c.execute(text(f'DROP DATABASE IF EXISTS "{n}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_databases("storebot_data", 2) as names:
+        yield scratch_url(names[0]), scratch_url(names[1])
 
 
 def run(kind: str, conversations: int) -> dict[str, Any]:
@@ -149,10 +139,9 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     kinds = ["sqlite"]
-    try:
-        create_engine(PG_ADMIN).connect().close()
+    if postgres_available():
         kinds.append("postgresql")
-    except Exception:
+    else:
         log.warning("no PostgreSQL on 127.0.0.1:5432: SQLite only")
     results = [run(kind, args.conversations) for kind in kinds]
     print(table(["database", "rows", "backup s", "backup MB", "restore s", "restored = source", "upgrade",

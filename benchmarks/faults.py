@@ -26,7 +26,6 @@ import signal
 import tempfile
 import threading
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,13 +33,13 @@ from typing import Any
 import httpx
 from sqlalchemy import create_engine, text
 
-from benchmarks.common import table, write_results
+from benchmarks.common import missing_turns, table, write_results
+from benchmarks.scratch_pg import scratch_databases, scratch_url
 from benchmarks.tcp_proxy import TcpProxy
 from core.settings import Settings, get_settings
-from core.stack import Service, free_port, start, stop_all, up, wait_healthy
+from core.stack import Service, free_port, free_ports_in_a_row, start, stop_all, up, wait_healthy
 
 log = logging.getLogger("bench.faults")
-PG_ADMIN = "postgresql+psycopg://root@127.0.0.1:5432/postgres"
 SCRIPT = ["hello", "can you track my order", "it's 100234", "where is my order 100235?", "thanks"]
 
 
@@ -150,20 +149,10 @@ def check_storage(direct_url: str, turns: list[Turn]) -> dict[str, int]:
     for t in turns:
         if t.outcome in {"ok", "fallback", "silence"}:
             answered[t.conversation] = answered.get(t.conversation, 0) + 1
+    missing = missing_turns(direct_url, direct_url, answered, monitor=True)
+    out = {"answered_turns": sum(answered.values()), **{f"missing_in_{k}": v for k, v in missing.items()}}
     engine = create_engine(direct_url)
-    out = {"answered_turns": sum(answered.values()), "missing_in_transcript": 0, "missing_in_tracker": 0,
-           "missing_in_monitor": 0}  # fmt: skip
     with engine.connect() as c:
-        for conv, n in answered.items():
-            q = {"c": conv}
-            transcript = c.execute(text("SELECT count(*) FROM chat_message WHERE conversation_id = :c "
-                                        "AND role = 'customer'"), q).scalar_one()  # fmt: skip
-            tracker = c.execute(text("SELECT count(*) FROM events WHERE sender_id = :c AND type_name = 'user'"),
-                                q).scalar_one()  # fmt: skip
-            monitor = c.execute(text("SELECT count(*) FROM turn WHERE sender_id = :c"), q).scalar_one()
-            out["missing_in_transcript"] += max(0, n - transcript)
-            out["missing_in_tracker"] += max(0, n - tracker)
-            out["missing_in_monitor"] += max(0, tracker - monitor)
         out["duplicated_monitor_turns"] = c.execute(text(
             "SELECT count(*) FROM (SELECT message_id FROM turn GROUP BY message_id HAVING count(*) > 1) d"
         )).scalar_one()  # fmt: skip
@@ -182,29 +171,12 @@ def _delete_queue(queue: str) -> None:
         log.warning("could not delete the queue %s", queue)
 
 
-def main() -> None:
-    """Start the cluster, run the traffic, inject each fault, print and write the figures."""
-    p = argparse.ArgumentParser(prog="python -m benchmarks.faults", description=__doc__.split("\n\n")[0])
-    p.add_argument("--outage", type=float, default=15.0, help="seconds the database, broker and lock store stay down")
-    p.add_argument("--customers", type=int, default=10, help="customers sending one message per second")
-    p.add_argument("--quiet", type=float, default=60.0, help="seconds of normal traffic after each fault")
-    args = p.parse_args()
-    if not 1 <= args.customers <= 50 or not 1 <= args.outage <= 120:
-        p.error("--customers 1-50 and --outage 1-120 s")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    for noisy in ("httpx", "alembic"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    proxies = {"pg": TcpProxy(5432), "redis": TcpProxy(6379), "amqp": TcpProxy(5672)}
-    name = f"storebot_faults_{uuid.uuid4().hex[:6]}"
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    rasa_port = free_port()
+def run(args: argparse.Namespace, proxies: dict[str, TcpProxy], name: str) -> dict[str, Any]:
+    """The stack on database ``name`` behind ``proxies``: traffic, each fault in turn, the figures."""
     settings = Settings(
-        var_dir=Path(tempfile.mkdtemp(prefix="bench-faults-")),
-        database_url=f"postgresql+psycopg://root@127.0.0.1:{proxies['pg'].port}/{name}",
+        var_dir=Path(tempfile.mkdtemp(prefix="bench-faults-")), database_url=scratch_url(name, proxies["pg"].port),
         nlu_model_dir=get_settings().nlu_model_dir, rec_model_dir=get_settings().rec_model_dir,
-        nlu_port=free_port(), action_port=free_port(), rasa_port=rasa_port, gateway_port=free_port(),
+        nlu_port=free_port(), action_port=free_port(), rasa_port=free_ports_in_a_row(2), gateway_port=free_port(),
         monitor_metrics_port=0, rasa_workers=2, lock_store_url=f"redis://127.0.0.1:{proxies['redis'].port}/9",
         event_broker_url=f"amqp://guest:guest@127.0.0.1:{proxies['amqp'].port}/%2F", event_broker_queue=name,
         rate_ip_per_minute=0, rate_sessions_per_minute=0, rate_customer_per_minute=0,
@@ -242,21 +214,37 @@ def main() -> None:
         for t in threads:
             t.join(timeout=90)
         time.sleep(20)  # the monitor's last rounds
-        direct = f"postgresql+psycopg://root@127.0.0.1:5432/{name}"
-        results = {
-            "faults": [measure(f, traffic.turns) for f in faults], "storage": check_storage(direct, traffic.turns),
+        return {
+            "faults": [measure(f, traffic.turns) for f in faults],
+            "storage": check_storage(scratch_url(name), traffic.turns),
             "customers": args.customers, "turns": len(traffic.turns),
             "protocol": " ".join(__doc__.split("\n\n")[2].split()),
         }  # fmt: skip
     finally:
         traffic.stop.set()
         stop_all(services)
+        _delete_queue(name)
+
+
+def main() -> None:
+    """Start the cluster, run the traffic, inject each fault, print and write the figures."""
+    p = argparse.ArgumentParser(prog="python -m benchmarks.faults", description=__doc__.split("\n\n")[0])
+    p.add_argument("--outage", type=float, default=15.0, help="seconds the database, broker and lock store stay down")
+    p.add_argument("--customers", type=int, default=10, help="customers sending one message per second")
+    p.add_argument("--quiet", type=float, default=60.0, help="seconds of normal traffic after each fault")
+    args = p.parse_args()
+    if not 1 <= args.customers <= 50 or not 1 <= args.outage <= 120:
+        p.error("--customers 1-50 and --outage 1-120 s")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    for noisy in ("httpx", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    proxies = {"pg": TcpProxy(5432), "redis": TcpProxy(6379), "amqp": TcpProxy(5672)}
+    try:
+        with scratch_databases("storebot_faults") as (name,):
+            results = run(args, proxies, name)
+    finally:
         for proxy in proxies.values():
             proxy.close()
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-        _delete_queue(name)
     rows = [[f["fault"], f["how"], f["down_s"], f["turns_while_down"], f["answered_ok_while_down"],
              ", ".join(f"{k} {v}" for k, v in sorted(f["outcomes_while_down"].items())), f["recovery_s"],
              f["failed_after_back"]] for f in results["faults"]]  # fmt: skip

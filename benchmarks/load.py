@@ -31,9 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import create_engine, text
 
-from benchmarks.common import percentile, table, write_results
+from benchmarks.common import missing_turns, percentile, table, write_results
 from core.settings import Settings, get_settings
 from core.stack import free_port, stop_all, up
 
@@ -121,23 +120,6 @@ async def run_level(base: str, users: int, seconds: float, seed: int) -> Level:
     return level
 
 
-def stored(settings: Settings, answered: dict[str, int]) -> dict[str, int]:
-    """Answered turns missing from the transcript and from Rasa's tracker (0 and 0 is the goal)."""
-    app, tracker = create_engine(settings.app_db_url), create_engine(settings.tracker_db_url)
-    missing = {"transcript": 0, "tracker": 0}
-    with app.connect() as a, tracker.connect() as t:
-        for conv, n in answered.items():
-            in_transcript = a.execute(text("SELECT count(*) FROM chat_message WHERE conversation_id = :c "
-                                           "AND role = 'customer'"), {"c": conv}).scalar_one()  # fmt: skip
-            in_tracker = t.execute(text("SELECT count(*) FROM events WHERE sender_id = :c AND type_name = 'user'"),
-                                   {"c": conv}).scalar_one()  # fmt: skip
-            missing["transcript"] += max(0, n - in_transcript)
-            missing["tracker"] += max(0, n - in_tracker)
-    app.dispose()
-    tracker.dispose()
-    return missing
-
-
 def summary(level: Level, seconds: float, missing: dict[str, int]) -> dict[str, Any]:
     """The figures of one level."""
     lat = level.latencies_ms or [float("nan")]
@@ -195,7 +177,9 @@ def main() -> None:
                      WARMUP_S)  # fmt: skip
             level = asyncio.run(run_level(settings.public_base_url, users, mins * 60, seed=n))
             time.sleep(2)
-            results["levels"].append(summary(level, mins * 60, stored(settings, level.answered)))
+            results["levels"].append(
+                summary(level, mins * 60, missing_turns(settings.app_db_url, settings.tracker_db_url, level.answered))
+            )
             log.info("%s", results["levels"][-1])
     finally:
         stop_all(services)

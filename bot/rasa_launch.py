@@ -165,6 +165,8 @@ def mask_secrets_in_output() -> None:
 def main() -> None:
     """Patch, then run ``rasa`` with this process's arguments."""
     os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
+    # idle connections outlive the gateway's client's (2 s): a request never goes out on one being closed
+    os.environ.setdefault("SANIC_KEEP_ALIVE_TIMEOUT", "75")
     mask_secrets_in_output()
     ping_tracker_store_connections()
     strict_rest_channel()

@@ -114,6 +114,9 @@ class Settings(BaseSettings):
     # to the queue and the monitor reads user turns from it; empty: the monitor polls the tracker store.
     event_broker_url: str = Field(default="", repr=False)
     event_broker_queue: str = "storebot_events"
+    # With the broker, the monitor also reads the tracker store this often (seconds; 0 = never): Rasa drops the
+    # events it cannot publish while the broker is down, and those turns are in the tracker store only.
+    monitor_reconcile_seconds: float = Field(default=30.0, ge=0)
     # Prometheus: the monitor worker serves /metrics on this port (0 = off; never publish it); the public
     # gateway serves /metrics on its own port and, when the token is set, wants "Authorization: Bearer <token>".
     monitor_metrics_port: int = 9108

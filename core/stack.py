@@ -51,6 +51,20 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
+def free_ports_in_a_row(n: int, host: str = "127.0.0.1") -> int:
+    """The first of ``n`` consecutive ports on ``host`` that nobody listens on right now (several Rasa workers)."""
+    for _ in range(50):
+        first = free_port(host)
+        try:
+            socks = [socket.create_server((host, first + i)) for i in range(n)]
+        except OSError:
+            continue
+        for sock in socks:
+            sock.close()
+        return first
+    raise SetupError(f"no {n} consecutive free ports on {host}")
+
+
 def child_env(settings: Settings, extra: dict[str, str] | None = None) -> dict[str, str]:
     """Environment for children: settings made explicit, offline model hub, no telemetry."""
     env = dict(os.environ)
@@ -184,7 +198,7 @@ def services(settings: Settings, endpoints: Path, model: Path) -> list[Service]:
 
     workers = [
         Service("rasa" if i == 0 else f"rasa-{i + 1}", rasa(settings.rasa_port + i),
-                settings.url(settings.rasa_port + i) + "/status", env={"SANIC_KEEP_ALIVE_TIMEOUT": "75"})
+                settings.url(settings.rasa_port + i) + "/status")
         for i in range(settings.rasa_workers)
     ]  # fmt: skip
     return [

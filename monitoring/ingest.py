@@ -78,6 +78,11 @@ def unseen(session: Session, turns: list[Turn]) -> list[Turn]:
 
 def ingest_once(tracker: Engine, app: Engine, batch: int = 1000) -> int:
     """Move the next batch of user turns; returns how many new turns were stored."""
+    return _next_batch(tracker, app, batch)[0]
+
+
+def _next_batch(tracker: Engine, app: Engine, batch: int) -> tuple[int, bool]:
+    """Store the next batch's new turns: (how many, whether the checkpoint moved)."""
     with Session(app) as session:
         cp = session.get(Checkpoint, CHECKPOINT) or Checkpoint(name=CHECKPOINT, position=0)
         try:
@@ -85,7 +90,7 @@ def ingest_once(tracker: Engine, app: Engine, batch: int = 1000) -> int:
                 rows = conn.execute(_QUERY, {"after": max(0, cp.position - LOOKBACK), "limit": batch + LOOKBACK}).all()
         except (OperationalError, ProgrammingError) as exc:
             if "events" in str(exc):  # Rasa has not created its table yet
-                return 0
+                return 0, False
             raise
         ids = [r.id for r in rows]
         known = set(session.exec(select(Turn.tracker_event_id).where(col(Turn.tracker_event_id).in_(ids))).all())
@@ -93,18 +98,20 @@ def ingest_once(tracker: Engine, app: Engine, batch: int = 1000) -> int:
         new = unseen(session, fresh)  # not already stored from the broker
         session.add_all(new)
         position = max([cp.position, *ids])
-        if rows:
+        moved = position > cp.position
+        if moved:
             cp.position, cp.updated_at = position, utcnow()
             session.add(cp)
         session.commit()
     if new:
         log.info("ingested %d turns (checkpoint %d)", len(new), position)
-    return len(new)
+    return len(new), moved
 
 
 def ingest_all(tracker: Engine, app: Engine, batch: int = 1000) -> int:
-    """Ingest until caught up."""
-    total = 0
-    while (n := ingest_once(tracker, app, batch)) > 0:
+    """Ingest until caught up (the checkpoint reaches the newest event); returns how many new turns."""
+    total, moved = 0, True
+    while moved:
+        n, moved = _next_batch(tracker, app, batch)
         total += n
     return total

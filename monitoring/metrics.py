@@ -49,6 +49,9 @@ class WorkerMetrics:
                              registry=self.registry)  # fmt: skip
         self.ingested = Counter("storebot_monitor_ingested_total", "turns copied from the tracker store",
                                 registry=self.registry)  # fmt: skip
+        self.reconciled = Counter("storebot_monitor_reconciled_total",
+                                  "turns found in the tracker store that the event broker had not delivered",
+                                  registry=self.registry)  # fmt: skip
         self.counted = Counter("storebot_monitor_turns_total", "user turns counted by the monitor",
                                registry=self.registry)  # fmt: skip
         self.deliveries = Counter("storebot_alert_deliveries_total", "alert notifications by outcome", ["outcome"],

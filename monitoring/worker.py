@@ -1,7 +1,8 @@
 """The background job of the stack: ``python -m monitoring.worker [--once] [--interval S]``.
 
 Each round: copy new turns from Rasa's tracker store (``monitoring.ingest``) or take them from its
-event broker when ``EVENT_BROKER_URL`` is set (``monitoring.broker``), run the sentiment
+event broker when ``EVENT_BROKER_URL`` is set (``monitoring.broker``; the tracker store is then read
+every ``MONITOR_RECONCILE_SECONDS`` too, for the turns Rasa could not publish), run the sentiment
 monitor over them (``monitoring.job``, checkpointed) and send due alert notifications
 (``monitoring.sinks``: the Slack risk channel, a signed webhook). ``--once`` does one round and
 exits (for cron). A failing database, NLU or sink is logged and retried next round.
@@ -17,6 +18,7 @@ import time
 from collections.abc import Callable
 
 from slack_sdk import WebClient
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from core.db import get_engine
@@ -46,26 +48,66 @@ def build_sinks(s: Settings) -> dict[str, Sink]:
     return sinks
 
 
-def turn_source(s: Settings) -> Callable[[], int]:
-    """Where user turns come from: Rasa's event broker when configured, else the tracker store.
+class BrokerTurns:
+    """User turns from Rasa's event broker, reconciled with the tracker store every ``reconcile_s`` seconds.
+
+    The queue is the fast path. Rasa drops the events it cannot publish while its broker connection is
+    broken (its pika broker logs a "failed Pika event"), so those turns are in the tracker store only:
+    every ``reconcile_s`` seconds (0: never), whether or not the broker answered, the tracker store is read
+    from its own checkpoint as well. ``turn.message_id`` is unique, so a turn that arrives both ways is
+    stored once. The first round reconciles, catching up on what happened while the monitor was stopped.
+    """
+
+    def __init__(
+        self, broker: BrokerInput, tracker: Engine, app: Engine, reconcile_s: float,
+        metrics: WorkerMetrics | None = None, clock: Callable[[], float] = time.monotonic,
+    ) -> None:  # fmt: skip
+        self.broker, self.tracker, self.app, self.reconcile_s = broker, tracker, app, reconcile_s
+        self.metrics, self.clock = metrics, clock
+        self.reconciled = 0
+        self._due = clock()
+
+    def __call__(self) -> int:
+        """Store what is new (queue first, then the tracker store when due); returns how many turns.
+
+        Raises :class:`BrokerUnavailable` after reconciling when the broker could not be read.
+        """
+        total, failure = 0, None
+        try:
+            for _ in range(100):  # at most 100 batches a round, so detection and delivery keep their pace
+                n = self.broker.drain()
+                total += n
+                if n == 0:
+                    break
+        except BrokerUnavailable as exc:
+            failure = exc
+        if self.reconcile_s > 0 and self.clock() >= self._due:
+            found = ingest_all(self.tracker, self.app)
+            self._due = self.clock() + self.reconcile_s
+            if found:
+                log.info("reconciled %d turns from the tracker store that the broker had not delivered", found)
+                self.reconciled += found
+                if self.metrics is not None:
+                    self.metrics.reconciled.inc(found)
+            total += found
+        if failure is not None:
+            if total and self.metrics is not None:
+                self.metrics.ingested.inc(total)  # stored even though the round reports the broker's failure
+            raise failure
+        return total
+
+
+def turn_source(s: Settings, metrics: WorkerMetrics | None = None) -> Callable[[], int]:
+    """Where user turns come from: Rasa's event broker (reconciled with the tracker store) when configured,
+    else the tracker store.
 
     The returned callable stores what is new in the ``turn`` table and returns how many turns.
     """
     app = get_engine(s.app_db_url)
+    tracker = get_engine(s.tracker_db_url)
     if s.event_broker_url:
         broker = BrokerInput(s.event_broker_url, s.event_broker_queue, app)
-
-        def from_broker() -> int:
-            total = 0
-            for _ in range(100):  # at most 100 batches a round, so detection and delivery keep their pace
-                n = broker.drain()
-                total += n
-                if n == 0:
-                    break
-            return total
-
-        return from_broker
-    tracker = get_engine(s.tracker_db_url)
+        return BrokerTurns(broker, tracker, app, s.monitor_reconcile_seconds, metrics)
     return lambda: ingest_all(tracker, app)
 
 
@@ -105,7 +147,7 @@ def run_forever(interval: float, stop: threading.Event) -> None:
     s = get_settings()
     sinks = build_sinks(s)
     metrics = WorkerMetrics(get_engine(s.app_db_url))
-    source = turn_source(s)
+    source = turn_source(s, metrics)
     if s.monitor_metrics_port:
         metrics.serve(s.host, s.monitor_metrics_port)
         log.info("metrics on http://%s:%d/metrics", s.host, s.monitor_metrics_port)

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -75,43 +73,11 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, tiny_encoder_dir: P
     return out
 
 
-PG_ADMIN = "postgresql+psycopg://root@127.0.0.1:5432/postgres"
-
-
-def postgres_available() -> bool:
-    """Whether the PostgreSQL server on 127.0.0.1:5432 answers."""
-    from sqlalchemy import create_engine, text
-
-    try:
-        engine = create_engine(PG_ADMIN)
-        with engine.connect() as c:
-            c.execute(text("SELECT 1"))
-        engine.dispose()
-        return True
-    except Exception:
-        return False
-
-
-@contextmanager
-def fresh_pg_database(prefix: str = "storebot_t") -> Iterator[str]:
-    """A new, empty PostgreSQL database on the local server, dropped afterwards; yields its URL."""
-    from sqlalchemy import create_engine, text
-
-    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"postgresql+psycopg://root@127.0.0.1:5432/{name}"
-    finally:
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
 @pytest.fixture()
 def pg_url() -> Iterator[str]:
     """A fresh, empty PostgreSQL database (the test is skipped when no server answers)."""
+    from benchmarks.scratch_pg import fresh_pg_database, postgres_available
+
     if not postgres_available():
         pytest.skip("no PostgreSQL on 127.0.0.1:5432")
     with fresh_pg_database() as url:

@@ -10,9 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
+from benchmarks.scratch_pg import fresh_pg_database, postgres_available
 from core.settings import ROOT, Settings
 from core.stack import Service, free_port, stop_all, up
-from tests.conftest import fresh_pg_database, postgres_available
 from tests.unit.slack_mock import SlackMock
 
 QUICK = {"cap_per_intent": 60, "min_per_intent": 30, "epochs": 3}
@@ -108,22 +108,6 @@ class Stack:
     def admin_password(self) -> str:
         """The console admin's first-run password."""
         return (self.settings.var_dir / "staff-admin-password.txt").read_text().strip()
-
-
-def free_ports_in_a_row(n: int) -> int:
-    """The first of ``n`` consecutive free loopback ports (several Rasa workers)."""
-    import socket
-
-    for _ in range(50):
-        first = free_port()
-        try:
-            socks = [socket.create_server(("127.0.0.1", first + i)) for i in range(n)]
-        except OSError:
-            continue
-        for sock in socks:
-            sock.close()
-        return first
-    raise RuntimeError(f"no {n} consecutive free ports")
 
 
 def running_stack(

@@ -28,12 +28,12 @@ import pytest
 from sqlalchemy import func, text
 from sqlmodel import Session, col, select
 
+from benchmarks.scratch_pg import fresh_pg_database, postgres_available
 from benchmarks.tcp_proxy import TcpProxy
 from core.db import make_engine
 from core.models import ChatMessage, Turn
-from core.stack import Service, start, wait_healthy
-from tests.conftest import fresh_pg_database, postgres_available
-from tests.integration.conftest import Stack, free_ports_in_a_row, running_stack
+from core.stack import Service, free_ports_in_a_row, start, wait_healthy
+from tests.integration.conftest import Stack, running_stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.postgres]
 REDIS_DB = 9  # our lock store's database on the shared Redis
@@ -123,6 +123,7 @@ def cluster(
             rasa_workers=2, rasa_port=free_ports_in_a_row(2),
             lock_store_url=f"redis://127.0.0.1:{proxies['redis'].port}/{REDIS_DB}",
             event_broker_url=f"amqp://guest:guest@127.0.0.1:{proxies['amqp'].port}/%2F", event_broker_queue=queue,
+            monitor_reconcile_seconds=5,
         ):  # fmt: skip
             yield Cluster(stack, proxies["pg"], proxies["redis"], proxies["amqp"], direct_url)
     for proxy in proxies.values():
@@ -214,8 +215,8 @@ def test_the_broker_restarts_and_no_turn_is_lost_or_doubled(cluster: Cluster) ->
     c = cluster.customer()
     cluster.amqp.down()
     for message in ["hello", "where is my order 100234?", "thanks"]:
-        assert c.say(message).strip()  # customers do not notice: Rasa keeps the events it could not publish
-    time.sleep(3)
+        assert c.say(message).strip()  # customers do not notice
+    time.sleep(3)  # Rasa drops the events it cannot publish; the monitor finds those turns in the tracker store
     cluster.amqp.up()
     _eventually(lambda: len(_turns(cluster, [c.conversation_id])) == 3, seconds=120)
     time.sleep(5)

@@ -94,3 +94,18 @@ def test_a_message_already_taken_from_the_broker_is_not_stored_again(tmp_path: P
     assert ingest_all(tracker, app) == 3  # m2 and the two turns without an id
     with Session(app) as s:
         assert sorted(str(t.message_id) for t in s.exec(select(Turn)).all()) == ["None", "None", "m1", "m2"]
+
+
+def test_catching_up_does_not_stop_at_a_batch_of_turns_the_broker_already_stored(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    tracker, app = _tracker(tmp_path), make_engine(sqlite_url)
+    with Session(app) as s:  # the broker delivered the first five
+        s.add_all(Turn(message_id=f"m{i}", sender_id="s1", text="t", timestamp=datetime.now(UTC)) for i in range(1, 6))
+        s.commit()
+    for i in range(1, 8):
+        event = json.loads(_user_event(f"turn {i}", "greet"))
+        _insert(tracker, i, "user", json.dumps({**event, "message_id": f"m{i}"}))
+    assert ingest_all(tracker, app, batch=2) == 2  # m6 and m7, behind batches holding nothing new
+    with Session(app) as s:
+        assert s.get(Checkpoint, CHECKPOINT).position == 7  # type: ignore[union-attr]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pika
 import pytest
@@ -20,6 +21,9 @@ from core.errors import ConfigError
 from core.models import Turn
 from core.rasa_files import event_broker_config
 from monitoring.broker import BrokerInput, BrokerUnavailable
+from monitoring.metrics import WorkerMetrics
+from monitoring.worker import BrokerTurns
+from tests.unit.test_ingest import _insert, _tracker
 
 URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 
@@ -122,6 +126,35 @@ def test_a_broker_that_resets_connections_is_reported_and_then_reopened(sqlite_u
         assert broker.drain() == 1
     finally:
         proxy.close()
+
+
+def test_turns_rasa_could_not_publish_are_reconciled_from_the_tracker_store(
+    tmp_path: Path, sqlite_url: str, queue: str
+) -> None:
+    tracker, app = _tracker(tmp_path), make_engine(sqlite_url)
+    for i, mid in enumerate(["r1", "r2"], start=1):  # r1 published and in the tracker store; r2 only stored
+        _insert(tracker, i, "user", _user("turn", mid).decode())
+    _publish(queue, _user("turn", "r1"))
+    now = [0.0]
+    metrics = WorkerMetrics()
+    source = BrokerTurns(BrokerInput(URL, queue, app), tracker, app, reconcile_s=30, metrics=metrics,
+                         clock=lambda: now[0])  # fmt: skip
+    assert source() == 2 and source.reconciled == 1  # r1 from the queue, r2 from the tracker store
+    _insert(tracker, 3, "user", _user("turn", "r3").decode())
+    _publish(queue, _user("turn", "r3"))
+    assert source() == 1 and source.reconciled == 1  # from the queue; the tracker store is not due yet
+    _insert(tracker, 4, "user", _user("turn", "r4").decode())  # published during a broker outage: lost by Rasa
+    now[0] = 31.0
+    assert source() == 1 and source.reconciled == 2  # r3 is in the tracker store too, stored once
+    source.broker.url = "amqp://guest:guest@127.0.0.1:1/%2F"  # the broker goes away
+    source.broker.close()
+    _insert(tracker, 5, "user", _user("turn", "r5").decode())
+    now[0] = 62.0
+    with pytest.raises(BrokerUnavailable):
+        source()  # reported, but the tracker store was read all the same
+    assert source.reconciled == 3 and metrics.reconciled._value.get() == 3 and metrics.ingested._value.get() == 1
+    with Session(app) as s:
+        assert sorted(str(t.message_id) for t in s.exec(select(Turn))) == ["r1", "r2", "r3", "r4", "r5"]
 
 
 def test_rasa_endpoint_config_from_the_url() -> None:
