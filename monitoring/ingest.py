@@ -25,10 +25,11 @@ log = logging.getLogger(__name__)
 CHECKPOINT = "tracker_turns"
 LOOKBACK = 500
 MAX_TEXT = 10_000
-_QUERY = text(
-    "SELECT id, sender_id, timestamp, data FROM events "
-    "WHERE type_name = 'user' AND id > :after ORDER BY id LIMIT :limit"
+_QUERY = (
+    "SELECT id, sender_id, timestamp, data FROM events WHERE type_name = 'user' AND id > :after{} "
+    "ORDER BY id LIMIT :limit"
 )
+_ALL, _SETTLED = text(_QUERY.format("")), text(_QUERY.format(" AND timestamp < :before"))
 
 
 def turn_from_event(event_id: int | None, sender_id: str, timestamp: float | None, data: str | dict[str, Any] | None
@@ -78,16 +79,18 @@ def unseen(session: Session, turns: list[Turn]) -> list[Turn]:
 
 def ingest_once(tracker: Engine, app: Engine, batch: int = 1000) -> int:
     """Move the next batch of user turns; returns how many new turns were stored."""
-    return _next_batch(tracker, app, batch)[0]
+    return _next_batch(tracker, app, batch, None)[0]
 
 
-def _next_batch(tracker: Engine, app: Engine, batch: int) -> tuple[int, bool]:
-    """Store the next batch's new turns: (how many, whether the checkpoint moved)."""
+def _next_batch(tracker: Engine, app: Engine, batch: int, before: float | None) -> tuple[int, bool]:
+    """Store the next batch's new turns (only those older than ``before``, a Unix time, when given):
+    (how many, whether the checkpoint moved)."""
     with Session(app) as session:
         cp = session.get(Checkpoint, CHECKPOINT) or Checkpoint(name=CHECKPOINT, position=0)
         try:
             with tracker.connect() as conn:
-                rows = conn.execute(_QUERY, {"after": max(0, cp.position - LOOKBACK), "limit": batch + LOOKBACK}).all()
+                params = {"after": max(0, cp.position - LOOKBACK), "limit": batch + LOOKBACK, "before": before}
+                rows = conn.execute(_ALL if before is None else _SETTLED, params).all()
         except (OperationalError, ProgrammingError) as exc:
             if "events" in str(exc):  # Rasa has not created its table yet
                 return 0, False
@@ -108,10 +111,11 @@ def _next_batch(tracker: Engine, app: Engine, batch: int) -> tuple[int, bool]:
     return len(new), moved
 
 
-def ingest_all(tracker: Engine, app: Engine, batch: int = 1000) -> int:
-    """Ingest until caught up (the checkpoint reaches the newest event); returns how many new turns."""
+def ingest_all(tracker: Engine, app: Engine, batch: int = 1000, *, before: float | None = None) -> int:
+    """Ingest until caught up (the checkpoint reaches the newest event, or the newest older than ``before``,
+    a Unix time); returns how many new turns."""
     total, moved = 0, True
     while moved:
-        n, moved = _next_batch(tracker, app, batch)
+        n, moved = _next_batch(tracker, app, batch, before)
         total += n
     return total

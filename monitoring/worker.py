@@ -33,6 +33,7 @@ from monitoring.sinks import Sink, SlackRiskSink, WebhookSink, deliver_pending
 from monitoring.stream import Monitor
 
 log = logging.getLogger(__name__)
+RECONCILE_GRACE_S = 10.0  # how long a turn may take through the event broker before the tracker store supplies it
 
 
 def build_sinks(s: Settings) -> dict[str, Sink]:
@@ -54,16 +55,18 @@ class BrokerTurns:
     The queue is the fast path. Rasa drops the events it cannot publish while its broker connection is
     broken (its pika broker logs a "failed Pika event"), so those turns are in the tracker store only:
     every ``reconcile_s`` seconds (0: never), whether or not the broker answered, the tracker store is read
-    from its own checkpoint as well. ``turn.message_id`` is unique, so a turn that arrives both ways is
+    from its own checkpoint as well, for the turns older than ``RECONCILE_GRACE_S`` (newer ones are still
+    on their way through the queue). ``turn.message_id`` is unique, so a turn that arrives both ways is
     stored once. The first round reconciles, catching up on what happened while the monitor was stopped.
     """
 
     def __init__(
         self, broker: BrokerInput, tracker: Engine, app: Engine, reconcile_s: float,
         metrics: WorkerMetrics | None = None, clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:  # fmt: skip
         self.broker, self.tracker, self.app, self.reconcile_s = broker, tracker, app, reconcile_s
-        self.metrics, self.clock = metrics, clock
+        self.metrics, self.clock, self.wall_clock = metrics, clock, wall_clock
         self.reconciled = 0
         self._due = clock()
 
@@ -82,7 +85,8 @@ class BrokerTurns:
         except BrokerUnavailable as exc:
             failure = exc
         if self.reconcile_s > 0 and self.clock() >= self._due:
-            found = ingest_all(self.tracker, self.app)
+            # turns younger than the grace period are the broker's to deliver (no double work, no false alarm)
+            found = ingest_all(self.tracker, self.app, before=self.wall_clock() - RECONCILE_GRACE_S)
             self._due = self.clock() + self.reconcile_s
             if found:
                 log.info("reconciled %d turns from the tracker store that the broker had not delivered", found)

@@ -131,25 +131,27 @@ def test_a_broker_that_resets_connections_is_reported_and_then_reopened(sqlite_u
 def test_turns_rasa_could_not_publish_are_reconciled_from_the_tracker_store(
     tmp_path: Path, sqlite_url: str, queue: str
 ) -> None:
-    tracker, app = _tracker(tmp_path), make_engine(sqlite_url)
+    tracker, app = _tracker(tmp_path), make_engine(sqlite_url)  # its events are stamped 1_700_000_000
     for i, mid in enumerate(["r1", "r2"], start=1):  # r1 published and in the tracker store; r2 only stored
         _insert(tracker, i, "user", _user("turn", mid).decode())
     _publish(queue, _user("turn", "r1"))
-    now = [0.0]
+    now, wall = [0.0], [1_700_000_005.0]
     metrics = WorkerMetrics()
     source = BrokerTurns(BrokerInput(URL, queue, app), tracker, app, reconcile_s=30, metrics=metrics,
-                         clock=lambda: now[0])  # fmt: skip
-    assert source() == 2 and source.reconciled == 1  # r1 from the queue, r2 from the tracker store
+                         clock=lambda: now[0], wall_clock=lambda: wall[0])  # fmt: skip
+    assert source() == 1 and source.reconciled == 0  # r1 from the queue; r2 may still be on its way (5 s old)
+    now[0], wall[0] = 31.0, 1_700_000_036.0
+    assert source() == 1 and source.reconciled == 1  # r2, from the tracker store
     _insert(tracker, 3, "user", _user("turn", "r3").decode())
     _publish(queue, _user("turn", "r3"))
     assert source() == 1 and source.reconciled == 1  # from the queue; the tracker store is not due yet
     _insert(tracker, 4, "user", _user("turn", "r4").decode())  # published during a broker outage: lost by Rasa
-    now[0] = 31.0
+    now[0] = 62.0
     assert source() == 1 and source.reconciled == 2  # r3 is in the tracker store too, stored once
     source.broker.url = "amqp://guest:guest@127.0.0.1:1/%2F"  # the broker goes away
     source.broker.close()
     _insert(tracker, 5, "user", _user("turn", "r5").decode())
-    now[0] = 62.0
+    now[0] = 93.0
     with pytest.raises(BrokerUnavailable):
         source()  # reported, but the tracker store was read all the same
     assert source.reconciled == 3 and metrics.reconciled._value.get() == 3 and metrics.ingested._value.get() == 1
