@@ -80,6 +80,10 @@ def fit(
     torch.manual_seed(cfg["seed"])
     net = build_net(NetConfig(n_items=n_items, **{k: cfg[k] for k in NET_KEYS})).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=cfg["lr"])
+    # the learning rate is multiplied by lr_decay after lr_patience validations without improvement
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        opt, mode="max", factor=cfg.get("lr_decay", 1.0), patience=cfg.get("lr_patience", 0), threshold=0
+    ) if cfg.get("lr_decay", 1.0) < 1 else None  # fmt: skip
     best: tuple[float, int, dict[str, torch.Tensor]] = (-1.0, 0, copy.deepcopy(net.state_dict()))
     history: list[dict[str, float]] = []
     started, epoch = time.time(), 0
@@ -89,8 +93,11 @@ def fit(
             continue
         ndcg = evaluate(NetScorer(net, device), *valid, n_items, sampled=0)["full"]["ndcg@10"]
         net.train()
-        history.append({"epoch": epoch, "loss": round(loss, 4), "valid_ndcg@10": ndcg})
-        log.info("epoch %d: loss %.4f, validation NDCG@10 %.4f", epoch, loss, ndcg)
+        lr = opt.param_groups[0]["lr"]
+        history.append({"epoch": epoch, "loss": round(loss, 4), "valid_ndcg@10": ndcg, "lr": lr})
+        log.info("epoch %d: loss %.4f, validation NDCG@10 %.4f, lr %.2g", epoch, loss, ndcg, lr)
+        if plateau is not None:
+            plateau.step(ndcg)
         if ndcg > best[0]:
             best = (ndcg, epoch, copy.deepcopy(net.state_dict()))
         elif epoch - best[1] >= cfg["patience"]:

@@ -45,6 +45,16 @@ def test_fit_learns_the_cycle(kind: str, negatives: int) -> None:
     assert result.history and 1 <= result.best_epoch <= result.epochs_run
 
 
+@pytest.mark.parametrize("decay", [0.5, 1.0])
+def test_the_learning_rate_drops_on_a_plateau_only_when_configured(decay: float) -> None:
+    split = leave_one_out(cyclic_sequences(20))
+    cfg = load_config(kind="gru", dim=8, max_len=10, epochs=12, patience=12, batch_size=16, lr=1e-2,
+                      lr_decay=decay, lr_patience=0, dropout=0.0)  # fmt: skip
+    lrs = [h["lr"] for h in fit(split.train, validation_view(split), N_ITEMS, cfg, device=torch.device("cpu")).history]
+    assert lrs == sorted(lrs, reverse=True) and lrs[0] == 1e-2
+    assert (lrs[-1] < 1e-2) == (decay < 1)  # the cycle is learnt within a few epochs: validation stops improving
+
+
 def test_unknown_kind_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown model kind 'bert'"):
         build_net(NetConfig(kind="bert", n_items=3))
