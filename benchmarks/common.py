@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import create_engine, text
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -84,6 +83,8 @@ def parses_per_second(url: str, texts: list[str], clients: int = 8, rounds: int 
 def missing_turns(app_url: str, tracker_url: str, answered: dict[str, int], *, monitor: bool = False) -> dict[str, int]:
     """Answered turns (conversation id: how many) missing from the transcript and from Rasa's tracker; with
     ``monitor``, also tracker turns missing from the monitor's ``turn`` table. 0 everywhere is the goal."""
+    from sqlalchemy import create_engine, text  # lazily: the other helpers run without SQLAlchemy (GPU machine)
+
     app, tracker = create_engine(app_url), create_engine(tracker_url)
     missing = {"transcript": 0, "tracker": 0, **({"monitor": 0} if monitor else {})}
     with app.connect() as a, tracker.connect() as t:

@@ -21,7 +21,7 @@ from recommender.sequences import left_pad, training_batches
 
 log = logging.getLogger(__name__)
 DEFAULT_CONFIG = Path(__file__).with_name("config.yml")
-NET_KEYS = ("kind", "dim", "blocks", "heads", "dropout", "max_len")
+NET_KEYS = ("kind", "dim", "blocks", "heads", "dropout", "max_len", "layout", "positions")
 
 
 def load_config(path: Path = DEFAULT_CONFIG, **overrides: Any) -> dict[str, Any]:
@@ -78,8 +78,9 @@ def fit(
     random.seed(cfg["seed"])
     np.random.seed(cfg["seed"])
     torch.manual_seed(cfg["seed"])
-    net = build_net(NetConfig(n_items=n_items, **{k: cfg[k] for k in NET_KEYS})).to(device)
-    opt = torch.optim.Adam(net.parameters(), lr=cfg["lr"])
+    net = build_net(NetConfig(n_items=n_items, **{k: cfg[k] for k in NET_KEYS if k in cfg})).to(device)
+    # weight_decay > 0: decoupled weight decay (AdamW); 0 is plain Adam
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg["lr"], weight_decay=cfg.get("weight_decay", 0.0))
     # the learning rate is multiplied by lr_decay after lr_patience validations without improvement
     plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
         opt, mode="max", factor=cfg.get("lr_decay", 1.0), patience=cfg.get("lr_patience", 0), threshold=0
@@ -87,9 +88,11 @@ def fit(
     best: tuple[float, int, dict[str, torch.Tensor]] = (-1.0, 0, copy.deepcopy(net.state_dict()))
     history: list[dict[str, float]] = []
     started, epoch = time.time(), 0
+    deadline = started + cfg["max_seconds"] if cfg.get("max_seconds") else float("inf")
     for epoch in range(1, cfg["epochs"] + 1):
         loss = _epoch(net, opt, train, cfg, epoch, device)
-        if epoch % cfg["eval_every"] and epoch != cfg["epochs"]:
+        out_of_time = time.time() >= deadline
+        if epoch % cfg["eval_every"] and epoch != cfg["epochs"] and not out_of_time:
             continue
         ndcg = evaluate(NetScorer(net, device), *valid, n_items, sampled=0)["full"]["ndcg@10"]
         net.train()
@@ -103,6 +106,9 @@ def fit(
         elif epoch - best[1] >= cfg["patience"]:
             log.info("no improvement for %d epochs: stopping", epoch - best[1])
             break
+        if out_of_time:
+            log.warning("time limit of %s s reached after epoch %d: stopping", cfg["max_seconds"], epoch)
+            break
     net.load_state_dict(best[2])
     return FitResult(net.eval(), best[1], best[0], epoch, time.time() - started, history)
 
@@ -113,7 +119,13 @@ def _epoch(
 ) -> float:  # fmt: skip
     net.train()
     batches = list(
-        training_batches(train, max_len=cfg["max_len"], batch_size=cfg["batch_size"], seed=cfg["seed"] + epoch)
+        training_batches(
+            train,
+            max_len=cfg["max_len"],
+            batch_size=cfg["batch_size"],
+            seed=cfg["seed"] + epoch,
+            bucket=cfg.get("bucket", True),
+        )
     )
     # Batches group histories of similar length (a batch is only as wide as its longest history), so a
     # per-batch mean would weigh a short history's positions several times more than a long one's:

@@ -9,6 +9,7 @@ Output scores are dot products with the input item embeddings (tied weights).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -26,6 +27,8 @@ class NetConfig:
     heads: int = 1
     dropout: float = 0.1
     max_len: int = 200
+    layout: str = "pre-norm"  # SASRec blocks: pre-norm (GELU) | original (the SASRec paper's code, ReLU)
+    positions: str = "end"  # SASRec position index counted from the newest item (end) or the oldest (start)
 
     def to_dict(self) -> dict[str, object]:
         """Plain dict for config.json."""
@@ -76,8 +79,48 @@ class SequenceNet(nn.Module):
         return scores
 
 
+class OriginalBlock(nn.Module):
+    """A block laid out as in the SASRec paper's code (and SASRec+'s): the attention's residual
+    starts from the normalised queries, the feed-forward's from its normalised input; ReLU."""
+
+    def __init__(self, dim: int, heads: int, dropout: float) -> None:
+        super().__init__()
+        self.attn_norm = nn.LayerNorm(dim, eps=1e-8)
+        self.self_attn = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
+        self.ffn_norm = nn.LayerNorm(dim, eps=1e-8)
+        self.linear1, self.linear2 = nn.Linear(dim, dim), nn.Linear(dim, dim)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        """x [B, L, D], mask [B*heads, L, L] (True = blocked), keep [B, L, 1] (0 on padding)."""
+        q = self.attn_norm(x)
+        x = q + self.self_attn(q, x, x, attn_mask=mask, need_weights=False)[0]
+        x = self.ffn_norm(x)
+        x = x + self.dropout(self.linear2(torch.relu(self.dropout(self.linear1(x)))))
+        return x * keep
+
+
+class OriginalStack(nn.Module):
+    """``blocks`` original-layout blocks (same state-dict layout as ``nn.TransformerEncoder``'s)."""
+
+    def __init__(self, cfg: NetConfig) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(OriginalBlock(cfg.dim, cfg.heads, cfg.dropout) for _ in range(cfg.blocks))
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        """Run the blocks in order."""
+        for layer in self.layers:
+            x = layer(x, mask, keep)
+        return x
+
+
 class SASRec(SequenceNet):
-    """Causal self-attention over the last ``max_len`` items (Kang & McAuley 2018), pre-norm blocks.
+    """Causal self-attention over the last ``max_len`` items (Kang & McAuley 2018).
+
+    ``layout`` picks the blocks: ``pre-norm`` (PyTorch's encoder layer, GELU) or ``original``
+    (:class:`OriginalBlock`). ``positions`` counts the position index from the newest item
+    (``end``: the last position always has the same embedding) or from the oldest item of the
+    window (``start``, as SASRec+ does with right padding).
 
     Initialisation follows SASRec+ (Klenitskiy & Vasilev 2023): item and position embeddings and
     linear layers from N(0, 0.02), so at the start the √d-scaled item signal dominates the
@@ -88,14 +131,20 @@ class SASRec(SequenceNet):
 
     def __init__(self, cfg: NetConfig) -> None:
         super().__init__(cfg)
+        if cfg.layout not in ("pre-norm", "original") or cfg.positions not in ("end", "start"):
+            raise ValueError(f"unknown layout {cfg.layout!r} or positions {cfg.positions!r}")
         self.positions = nn.Embedding(cfg.max_len, cfg.dim)
         self.dropout = nn.Dropout(cfg.dropout)
-        layer = nn.TransformerEncoderLayer(
-            cfg.dim, cfg.heads, dim_feedforward=cfg.dim, dropout=cfg.dropout,
-            activation="gelu", batch_first=True, norm_first=True,
-        )  # fmt: skip
-        self.blocks = nn.TransformerEncoder(layer, cfg.blocks, enable_nested_tensor=False)
-        self.norm = nn.LayerNorm(cfg.dim)
+        self.blocks: OriginalStack | nn.TransformerEncoder
+        if cfg.layout == "original":
+            self.blocks = OriginalStack(cfg)
+        else:
+            layer = nn.TransformerEncoderLayer(
+                cfg.dim, cfg.heads, dim_feedforward=cfg.dim, dropout=cfg.dropout,
+                activation="gelu", batch_first=True, norm_first=True,
+            )  # fmt: skip
+            self.blocks = nn.TransformerEncoder(layer, cfg.blocks, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(cfg.dim, eps=1e-8 if cfg.layout == "original" else 1e-5)
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -103,6 +152,7 @@ class SASRec(SequenceNet):
         nn.init.normal_(self.positions.weight, std=self.INIT_STD)
         with torch.no_grad():
             self.items.weight[0].zero_()
+        block: Any  # TransformerEncoderLayer or OriginalBlock: the same attribute names
         for block in self.blocks.layers:
             nn.init.xavier_uniform_(block.self_attn.in_proj_weight)
             for linear in (block.self_attn.out_proj, block.linear1, block.linear2):
@@ -113,16 +163,21 @@ class SASRec(SequenceNet):
         """Hidden state per position: [B, L, D] for items [B, L] (left-padded)."""
         length = items.shape[1]
         pad = items == 0  # [B, L]
+        keep = ~pad.unsqueeze(-1)
         pos = torch.arange(length, device=items.device)
-        x = self.items(items) * self.cfg.dim**0.5 + self.positions(pos + self.cfg.max_len - length)
-        x = self.dropout(x) * ~pad.unsqueeze(-1)
+        if self.cfg.positions == "end":
+            index = (pos + self.cfg.max_len - length).expand_as(items)
+        else:  # from the oldest item of the window: left padding shifts each row
+            index = (pos.unsqueeze(0) - pad.sum(1, keepdim=True)).clamp(min=0)
+        x = self.items(items) * self.cfg.dim**0.5 + self.positions(index)
+        x = self.dropout(x) * keep
         causal = torch.ones(length, length, dtype=torch.bool, device=items.device).triu(1)  # True = blocked
         # a padded key is blocked too, except on the diagonal so that no row is fully masked
         blocked = causal.unsqueeze(0) | pad.unsqueeze(1)
         blocked &= ~torch.eye(length, dtype=torch.bool, device=items.device)
         mask = blocked.repeat_interleave(self.cfg.heads, dim=0)  # [B*heads, L, L]
-        x = self.blocks(x, mask=mask)
-        return self.norm(x) * ~pad.unsqueeze(-1)
+        x = self.blocks(x, mask, keep) if isinstance(self.blocks, OriginalStack) else self.blocks(x, mask=mask)
+        return self.norm(x) * keep
 
 
 class GRURec(SequenceNet):

@@ -102,19 +102,21 @@ def left_pad(sequences: list[list[int]], length: int) -> np.ndarray:
 
 
 def training_batches(
-    sequences: list[list[int]], *, max_len: int, batch_size: int, seed: int
+    sequences: list[list[int]], *, max_len: int, batch_size: int, seed: int, bucket: bool = True
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Shuffled (inputs, targets) batches for next-item training, each [B, T] with T ≤ max_len.
 
     Inputs are ``seq[:-1]``, targets ``seq[1:]`` (0 where there is no target), cut to the last
-    ``max_len`` positions. Histories of similar length share a batch and each batch is only as
-    wide as its longest history (positions count from the end, so the width changes nothing
-    but the work); the batch order is shuffled.
+    ``max_len`` positions. Each batch is only as wide as its longest history (positions count
+    from the end, so the width changes nothing but the work). With ``bucket`` histories of
+    similar length share a batch (less padding: the work halves on ML-1M); without, batches are
+    drawn at random (SASRec+'s recipe). The batch order is shuffled either way.
     """
     rng = random.Random(seed)
     usable = [s for s in sequences if len(s) >= 2]
     rng.shuffle(usable)
-    usable.sort(key=len)
+    if bucket:
+        usable.sort(key=len)
     chunks = [usable[i : i + batch_size] for i in range(0, len(usable), batch_size)]
     rng.shuffle(chunks)
     for chunk in chunks:

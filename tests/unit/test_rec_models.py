@@ -107,3 +107,57 @@ def test_summed_loss_counts_every_position_once(kind: str) -> None:
     targets = torch.tensor([[0, 0, 4, 5, 6], [2, 3, 4, 5, 6]])
     mean, total = net.loss(items, targets), net.loss(items, targets, reduction="sum")
     assert torch.allclose(total, mean * 8)  # 3 + 5 positions with a target
+
+
+@pytest.mark.parametrize(("layout", "positions"), [("original", "end"), ("original", "start"), ("pre-norm", "start")])
+def test_sasrec_variants_ignore_padding_and_learn(layout: str, positions: str) -> None:
+    torch.manual_seed(0)
+    cfg = NetConfig(kind="sasrec", n_items=N_ITEMS, dim=16, max_len=10, layout=layout, positions=positions)
+    net = build_net(cfg).eval()
+    with torch.inference_mode():
+        narrow = net.predict(torch.tensor([[3, 4, 5]]))
+        wide = net.predict(torch.from_numpy(left_pad([[3, 4, 5]], 10)))
+        shifted = net.predict(torch.tensor([[9, 3, 4, 5]]))  # one more (older) item moves every position
+    assert torch.allclose(narrow[:, 1:], wide[:, 1:], atol=1e-5)
+    assert not torch.allclose(narrow[:, 1:], shifted[:, 1:], atol=1e-3)
+    split = leave_one_out(cyclic_sequences())
+    fit_cfg = load_config(kind="sasrec", dim=16, max_len=10, epochs=30, patience=30, batch_size=16, lr=1e-2,
+                          dropout=0.0, layout=layout, positions=positions)  # fmt: skip
+    result = fit(split.train, validation_view(split), N_ITEMS, fit_cfg, device=torch.device("cpu"))
+    metrics = evaluate(NetScorer(result.net), split.test_inputs, split.test_targets, N_ITEMS, sampled=0)
+    assert metrics["full_unfiltered"]["hr@10"] > 0.9
+
+
+def test_position_counting_matters_and_unknown_layouts_are_refused() -> None:
+    torch.manual_seed(0)
+    end = build_net(NetConfig(kind="sasrec", n_items=N_ITEMS, dim=16, max_len=10)).eval()
+    start = build_net(NetConfig(kind="sasrec", n_items=N_ITEMS, dim=16, max_len=10, positions="start")).eval()
+    start.load_state_dict(end.state_dict())  # same weights, only the position index differs
+    with torch.inference_mode():
+        items = torch.tensor([[3, 4, 5]])
+        assert not torch.allclose(end.predict(items)[:, 1:], start.predict(items)[:, 1:], atol=1e-4)
+    with pytest.raises(ValueError, match="unknown layout 'post-norm'"):
+        build_net(NetConfig(kind="sasrec", n_items=3, layout="post-norm"))
+
+
+def test_random_batches_mix_lengths_and_cover_every_history() -> None:
+    seqs = [[1] * n for n in range(2, 42)]  # 40 histories of 40 different lengths
+    bucketed = list(training_batches(seqs, max_len=50, batch_size=8, seed=3))
+    mixed = list(training_batches(seqs, max_len=50, batch_size=8, seed=3, bucket=False))
+    for batches in (bucketed, mixed):
+        assert sum(len(inputs) for inputs, _ in batches) == 40
+        assert sum(int((t > 0).sum()) for _, t in batches) == sum(n - 1 for n in range(2, 42))
+    spread = [int((t > 0).sum(1).max() - (t > 0).sum(1).min()) for _, t in mixed]
+    assert max(spread) > 7 >= max(int((t > 0).sum(1).max() - (t > 0).sum(1).min()) for _, t in bucketed)
+
+
+def test_weight_decay_and_the_time_limit() -> None:
+    split = leave_one_out(cyclic_sequences(20))
+    norms = []
+    for decay in (0.0, 0.5):
+        cfg = load_config(kind="gru", dim=8, max_len=10, epochs=50, patience=50, batch_size=16, lr=1e-2,
+                          dropout=0.0, weight_decay=decay, max_seconds=1e-6)  # fmt: skip
+        result = fit(split.train, validation_view(split), N_ITEMS, cfg, device=torch.device("cpu"))
+        assert result.epochs_run == 1 and result.best_epoch == 1 and len(result.history) == 1  # stopped, best kept
+        norms.append(float(result.net.gru.weight_hh_l0.norm()))
+    assert norms[1] < norms[0]  # decoupled decay shrinks the weights
