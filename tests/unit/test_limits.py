@@ -94,7 +94,11 @@ def test_a_customer_sending_too_fast_gets_429_and_nothing_half_done(app_settings
 
 
 def test_per_address_limits_on_requests_sessions_and_sign_ins(app_settings, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    client, _ = _client(app_settings, monkeypatch, RATE_SESSIONS_BURST="3", RATE_LOGIN_BURST="2", RATE_IP_BURST="40")
+    # refill rates near zero: on a loaded machine the requests are slow enough for the defaults to refill the buckets
+    slow = {"RATE_SESSIONS_PER_MINUTE": "0.01", "RATE_LOGIN_PER_MINUTE": "0.01", "RATE_IP_PER_MINUTE": "0.01"}
+    client, _ = _client(
+        app_settings, monkeypatch, RATE_SESSIONS_BURST="3", RATE_LOGIN_BURST="2", RATE_IP_BURST="40", **slow
+    )
     assert [client.post("/api/chat/sessions", json={}).status_code for _ in range(4)] == [201, 201, 201, 429]
     form = {"username": "x", "password": "y", "csrf_token": "z"}
     first = [client.post("/console/login", data=form, follow_redirects=False) for _ in range(3)]
