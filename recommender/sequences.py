@@ -107,8 +107,8 @@ def training_batches(
     """Shuffled (inputs, targets) batches for next-item training, each [B, T] with T ≤ max_len.
 
     Inputs are ``seq[:-1]``, targets ``seq[1:]`` (0 where there is no target), cut to the last
-    ``max_len`` positions. Each batch is only as wide as its longest history (positions count
-    from the end, so the width changes nothing but the work). With ``bucket`` histories of
+    ``max_len`` positions. Each batch is only as wide as its longest history (the models mask
+    the left padding, so the width changes nothing but the work). With ``bucket`` histories of
     similar length share a batch (less padding: the work halves on ML-1M); without, batches are
     drawn at random (SASRec+'s recipe). The batch order is shuffled either way.
     """
