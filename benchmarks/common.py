@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import create_engine, text
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -26,17 +27,20 @@ def machine() -> dict[str, Any]:
     return {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "date": time.strftime("%Y-%m-%d")}
 
 
-def write_results(name: str, results: dict[str, Any], *, merge: bool = False) -> Path:
-    """Write ``benchmarks/results/<name>.json`` with the machine description.
+def write_results(name: str, results: dict[str, Any], *, merge: bool = False, path: Path | None = None) -> Path:
+    """Write ``benchmarks/results/<name>.json`` (or ``path``) with the machine description.
 
     With ``merge`` the sections in ``results`` replace those of the same name in the file and
-    the others are kept (a benchmark run with only some sections).
+    the others are kept (a benchmark run with only some sections). The file is replaced
+    atomically, so a run interrupted while writing leaves the previous file.
     """
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    path = RESULTS_DIR / f"{name}.json"
+    path = path or RESULTS_DIR / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
     if merge and path.exists():
         results = {**json.loads(path.read_text()).get("results", {}), **results}
-    path.write_text(json.dumps({"meta": machine(), "results": results}, indent=2))
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"meta": machine(), "results": results}, indent=2))
+    tmp.replace(path)
     return path
 
 
@@ -83,8 +87,6 @@ def parses_per_second(url: str, texts: list[str], clients: int = 8, rounds: int 
 def missing_turns(app_url: str, tracker_url: str, answered: dict[str, int], *, monitor: bool = False) -> dict[str, int]:
     """Answered turns (conversation id: how many) missing from the transcript and from Rasa's tracker; with
     ``monitor``, also tracker turns missing from the monitor's ``turn`` table. 0 everywhere is the goal."""
-    from sqlalchemy import create_engine, text  # lazily: the other helpers run without SQLAlchemy (GPU machine)
-
     app, tracker = create_engine(app_url), create_engine(tracker_url)
     missing = {"transcript": 0, "tracker": 0, **({"monitor": 0} if monitor else {})}
     with app.connect() as a, tracker.connect() as t:

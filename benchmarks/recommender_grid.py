@@ -16,7 +16,6 @@ after every finished job, so an interrupted run keeps what it finished.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import statistics
@@ -27,11 +26,12 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import RESULTS_DIR, machine, table
+from benchmarks.common import RESULTS_DIR, machine, table, write_results
+from benchmarks.recommender import DATASETS
+from core.settings import ROOT
 
 log = logging.getLogger("bench.recommender_grid")
-ROOT = Path(__file__).resolve().parent.parent
-# name → config keys changed from recommender/config.yml (plus the data set's own, see DATASETS)
+# name → config keys changed from recommender/config.yml (plus the data set's own: benchmarks.recommender.DATASETS)
 VARIANTS: dict[str, dict[str, Any]] = {
     "shipped": {},
     "gru": {"kind": "gru"},
@@ -51,11 +51,6 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "full-softmax": {"negatives": 0},
     "full-softmax+dropout0.3": {"negatives": 0, "dropout": 0.3},
     "full-softmax+dropout0.5": {"negatives": 0, "dropout": 0.5},
-}
-
-DATASETS: dict[str, tuple[str, dict[str, Any]]] = {
-    "ml1m": ("ml-1m/sequences.txt", {"max_len": 200}),
-    "video": ("sasrec_video/Video.txt", {"max_len": 50, "negatives": 3000}),
 }
 
 
@@ -133,19 +128,6 @@ def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: -r["valid_ndcg@10"])
 
 
-def write(path: Path, section: str, payload: dict[str, Any]) -> None:
-    """Replace one section of the results file atomically, keeping the others.
-
-    Each section carries the machine it ran on (sections of one file may come from different machines).
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    old = json.loads(path.read_text()).get("results", {}) if path.exists() else {}
-    tmp = path.with_suffix(".tmp")
-    section_payload = {"machine": machine(), **payload}
-    tmp.write_text(json.dumps({"meta": machine(), "results": {**old, section: section_payload}}, indent=2))
-    tmp.replace(path)
-
-
 HEADERS = ["variant", "seeds", "valid NDCG@10", "test NDCG@10", "sd", "test HR@10", "HR@10 s100", "best epoch",
            "s/epoch", "train s"]  # fmt: skip
 ROW_KEYS = ["variant", "seeds", "valid_ndcg@10", "test_ndcg@10", "test_ndcg@10_sd", "test_hr@10", "test_hr@10_s100",
@@ -214,12 +196,14 @@ def main(argv: list[str] | None = None) -> None:
                     log.exception("%s seed %d failed", job.variant, job.seed)
                     continue
                 log.info("%s seed %d done (%d of %d)", job.variant, job.seed, len(runs), len(jobs))
-                write(args.out, section, {
-                    "dataset": args.dataset, "jobs": args.jobs, "threads": args.threads, "limit": args.limit,
+                # each section carries its machine: sections of one file may come from different machines
+                write_results("recommender_grid", {section: {
+                    "machine": machine(), "dataset": args.dataset, "jobs": args.jobs, "threads": args.threads,
+                    "limit": args.limit,
                     "protocol": "leave-one-out; variants ranked by mean validation NDCG@10 (full, seen excluded); "
                     "test = full ranking, seen excluded, and 100 sampled negatives",
                     "wall_seconds": round(time.time() - started), "summary": summarise(runs), "runs": runs,
-                })  # fmt: skip
+                }}, merge=True, path=args.out)  # fmt: skip
     if runs:
         print_table(args.dataset, summarise(runs))
     else:
