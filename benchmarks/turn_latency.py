@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 
 from benchmarks.common import percentile, table, write_results
+from core.internal_tokens import with_internal_tokens
 from core.settings import Settings, get_settings
 from core.stack import free_port, stop_all, up
 
@@ -31,18 +32,20 @@ SCRIPT = [("rule", "hello"), ("action", "where is my order 100234?"), ("rule", "
 def measure(cache: bool, turns: int) -> dict[str, dict[str, float]]:
     """Start a stack with the schema cache on or off and time ``turns`` conversations' turns."""
     os.environ["RASA_SCHEMA_CACHE"] = "1" if cache else "0"
-    settings = Settings(
-        var_dir=Path(tempfile.mkdtemp(prefix="bench-")),
-        nlu_model_dir=get_settings().nlu_model_dir,
-        nlu_port=free_port(),
-        action_port=free_port(),
-        rasa_port=free_port(),
+    settings = with_internal_tokens(
+        Settings(
+            var_dir=Path(tempfile.mkdtemp(prefix="bench-")),
+            nlu_model_dir=get_settings().nlu_model_dir,
+            nlu_port=free_port(),
+            action_port=free_port(),
+            rasa_port=free_port(),
+        )
     )
     services = up(settings)
     url = settings.url(settings.rasa_port) + "/webhooks/rest/webhook"
     times: dict[str, list[float]] = {"rule": [], "action": []}
     try:
-        with httpx.Client(timeout=60) as client:
+        with httpx.Client(timeout=60, headers={"Authorization": f"Bearer {settings.rasa_token}"}) as client:
             for i in range(turns // len(SCRIPT) + 2):
                 for kind, text in SCRIPT:
                     started = time.perf_counter()

@@ -1,6 +1,11 @@
 """Start Rasa (runs in the Rasa venv, Python 3.10): ``python bot/rasa_launch.py <rasa args>``.
 
-It applies five fixes before handing over to Rasa's own CLI.
+It applies six fixes before handing over to Rasa's own CLI.
+
+Rasa's REST channel answers anyone, with any ``metadata`` (the customer id the actions trust),
+and its HTTP API is open unless ``--auth-token`` is given on the command line (where every
+local user can read it). With ``RASA_TOKEN`` in the environment the launcher passes it as the
+API's auth token itself, and its REST channel wants ``Authorization: Bearer <RASA_TOKEN>``.
 
 Rasa logs some exceptions with their frames' local variables, the NLU token among them: the
 launcher masks the secrets of its environment in everything the process writes.
@@ -73,6 +78,16 @@ def ping_tracker_store_connections() -> None:
     tracker_store.create_engine_kwargs = create_engine_kwargs
 
 
+def bearer_matches(header: str | None, token: str) -> bool:
+    """Whether an ``Authorization`` header carries ``Bearer <token>`` (constant-time; empty token: always)."""
+    import hmac
+
+    if not token:
+        return True
+    scheme, _, given = (header or "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+
+
 def strict_rest_channel() -> None:
     """Register a REST channel whose failed turns answer 500 (same URL, request and reply format)."""
     import logging
@@ -83,6 +98,7 @@ def strict_rest_channel() -> None:
     from sanic import Blueprint, response
 
     log = logging.getLogger("rasa_launch.rest")
+    token = os.environ.get("RASA_TOKEN", "")
 
     class StrictRestInput(RestInput):
         """``rest`` channel: like Rasa's (no streaming), but a turn that raised is a 500, not an empty 200."""
@@ -96,6 +112,8 @@ def strict_rest_channel() -> None:
 
             @bp.route("/webhook", methods=["POST"])
             async def receive(request: Any) -> Any:
+                if not bearer_matches(request.headers.get("authorization"), token):
+                    return response.json({"error": "missing or wrong Rasa token"}, status=401)
                 sender = await self._extract_sender(request)
                 collector = CollectingOutputChannel()
                 message = UserMessage(self._extract_message(request), collector, sender,
@@ -154,8 +172,8 @@ class _SecretMaskingStream:
 
 def mask_secrets_in_output() -> None:
     """Everything Rasa prints or logs goes through a stream that masks the secrets of its environment."""
-    names = ("NLU_TOKEN", "POSTGRES_PASSWORD", "REDIS_PASSWORD", "RABBITMQ_PASSWORD", "SLACK_BOT_TOKEN",
-             "SLACK_SIGNING_SECRET", "WEBCHAT_IDENTITY_SECRET", "METRICS_TOKEN")  # fmt: skip
+    names = ("NLU_TOKEN", "RASA_TOKEN", "ACTION_TOKEN", "POSTGRES_PASSWORD", "REDIS_PASSWORD", "RABBITMQ_PASSWORD",
+             "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "WEBCHAT_IDENTITY_SECRET", "METRICS_TOKEN")  # fmt: skip
     secrets = sorted({v for n in names if len(v := os.environ.get(n, "")) >= 6}, key=len, reverse=True)
     if secrets:
         sys.stdout = _SecretMaskingStream(sys.stdout, secrets)  # type: ignore[assignment]
@@ -176,6 +194,9 @@ def main() -> None:
     from rasa.__main__ import main as rasa_main
 
     sys.argv = ["rasa", *sys.argv[1:]]
+    token = os.environ.get("RASA_TOKEN", "")
+    if token and len(sys.argv) > 1 and sys.argv[1] == "run" and "--auth-token" not in sys.argv:
+        sys.argv += ["--auth-token", token]  # given here, so it never shows in the process list
     rasa_main()
 
 

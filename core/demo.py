@@ -1,4 +1,9 @@
-"""The demo store's customers and orders (idempotent seed): ``python -m core.demo``."""
+"""The demo store's customers and orders (idempotent seed): ``python -m core.demo``.
+
+Orders 100234-100239 belong to c-ana (ana@example.com, postcode SW1A 1AA), c-ben (ben@example.com,
+10115) and c-cho (cho@example.com, 75002): an anonymous visitor sees one after naming its email or
+postcode; a web chat signed in as its customer sees it at once.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ log = logging.getLogger(__name__)
 
 def _orders(now: datetime) -> list[Order]:
     day = timedelta(days=1)
+    postcode = {"c-ana": "SW1A 1AA", "c-ben": "10115", "c-cho": "75002"}
     rows = [
         ("100234", "c-ana", "shipped", "Trail running shoes", 89.90, "UPS", now + 2 * day),
         ("100235", "c-ana", "delivered", "Rain jacket", 120.00, "DHL", now - 3 * day),
@@ -24,9 +30,10 @@ def _orders(now: datetime) -> list[Order]:
         ("100239", "c-cho", "shipped", "Wireless headphones", 159.00, "FedEx", now + 1 * day),
     ]
     return [
-        Order(id=i, customer_id=c, status=s, items=it, total=t, carrier=ca, eta=e, placed_at=now - 4 * day)
+        Order(id=i, customer_id=c, status=s, items=it, total=t, carrier=ca, eta=e, placed_at=now - 4 * day,
+              postcode=postcode[c])
         for i, c, s, it, t, ca, e in rows
-    ]
+    ]  # fmt: skip
 
 
 def seed(engine: Engine | None = None) -> int:

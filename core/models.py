@@ -44,6 +44,9 @@ class Order(OrderBase, table=True):
     id: str = Field(primary_key=True, max_length=32)
     customer_id: str = Field(foreign_key="customer.id", index=True, max_length=64)
     placed_at: datetime = Field(default_factory=utcnow)
+    # The delivery address's postcode: with the customer's email, what an anonymous visitor may prove
+    # ownership with (core.shop.order_for).
+    postcode: str | None = Field(default=None, max_length=16)
 
 
 ACTIVE_HANDOFF_STATES = ("queued", "claimed")
@@ -139,6 +142,8 @@ class StaffUser(SQLModel, table=True):
     slack_user_id: str | None = Field(default=None, max_length=64, unique=True)
     active: bool = True
     created_at: datetime = Field(default_factory=utcnow)
+    failed_logins: int = 0  # wrong passwords in a row (reset by a successful sign-in)
+    locked_until: datetime | None = None  # sign-ins refused until then (back-off after repeated failures)
 
 
 class StaffSession(SQLModel, table=True):
@@ -286,6 +291,8 @@ class RecImpression(SQLModel, table=True):
     reason: str = Field(max_length=300)
     channel: str = Field(default="", max_length=32)
     shown_at: datetime = Field(default_factory=utcnow, index=True)
+    # The conversation the card was shown in: its buttons count only there (empty for rows before 0008).
+    conversation_id: str = Field(default="", index=True, max_length=255)
 
 
 class MonitorState(SQLModel, table=True):
@@ -347,3 +354,15 @@ class AlertDelivery(SQLModel, table=True):
     last_error: str = Field(default="", max_length=1000)
     created_at: datetime = Field(default_factory=utcnow)
     sent_at: datetime | None = None
+
+
+class RefusedInput(SQLModel, table=True):
+    """Input the bot refused because it did not belong to the conversation: forged ratings or card clicks,
+    failed order-ownership checks (counted on the gateway's /metrics as ``storebot_refused_inputs``)."""
+
+    __tablename__ = "refused_input"
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=32, index=True)  # csat_not_due | rec_feedback_not_shown | order_proof_failed
+    conversation_id: str = Field(max_length=255, index=True)
+    created_at: datetime = Field(default_factory=utcnow, index=True)

@@ -42,8 +42,12 @@ class Settings(BaseSettings):
     # Rasa's lock store (redis://:password@host:6379/1): required with several Rasa workers; empty = in memory.
     lock_store_url: str = Field(default="", repr=False)
 
-    # Shared secret Rasa sends to the NLU service (`token` field / query param).
+    # Shared secrets of the internal services (empty: `core.stack` generates each on first run and keeps it in
+    # var/internal-tokens.json, mode 600). Rasa sends NLU_TOKEN to the NLU service (`token` field); the gateway
+    # sends RASA_TOKEN to Rasa (its HTTP API and REST channel); Rasa sends ACTION_TOKEN to the action server.
     nlu_token: str = Field(default="", repr=False)
+    rasa_token: str = Field(default="", repr=False)
+    action_token: str = Field(default="", repr=False)
     # Directory of the trained NLU model served by `nlu.server`.
     nlu_model_dir: Path = ROOT / "var" / "models" / "nlu"
     # Torch / ONNX Runtime intra-op threads for inference (0 = all cores).
@@ -105,6 +109,13 @@ class Settings(BaseSettings):
     rate_sessions_burst: int = 10
     rate_login_per_minute: float = 10.0
     rate_login_burst: int = 5
+    # Console sign-in lockout per account: after LOGIN_LOCKOUT_FAILURES wrong passwords in a row the account
+    # refuses sign-ins for LOGIN_LOCKOUT_SECONDS, doubling with each further failure (at most an hour).
+    login_lockout_failures: int = Field(default=5, ge=1)
+    login_lockout_seconds: float = Field(default=30.0, ge=0)
+    # Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto the gateway believes (comma-separated
+    # addresses or networks, e.g. "10.0.0.5,172.18.0.0/16"). Empty: the peer address is the client, always.
+    trusted_proxies: str = ""
 
     # Sentiment alerts (monitoring.worker): the risk team's Slack channel id and/or a signed webhook.
     risk_slack_channel: str = ""
@@ -158,19 +169,29 @@ LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 MIN_SECRET_CHARS = 16
 # What each service needs when it listens beyond loopback (a deployment), by environment variable.
 _EXPOSED_NEEDS = {
-    "gateway": ["WEBCHAT_IDENTITY_SECRET", "METRICS_TOKEN"],
+    "gateway": ["WEBCHAT_IDENTITY_SECRET", "METRICS_TOKEN", "RASA_TOKEN"],
     "nlu": ["NLU_TOKEN"],
+    "actions": ["ACTION_TOKEN"],
 }
 # Settings that only work together: the first set needs the second.
 _PAIRS = {
     "gateway": [("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET"), ("SLACK_SIGNING_SECRET", "SLACK_BOT_TOKEN")],
     "nlu": [],
+    "actions": [],
 }
-_SECRETS = {"WEBCHAT_IDENTITY_SECRET", "METRICS_TOKEN", "NLU_TOKEN", "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET"}
+_SECRETS = {
+    "WEBCHAT_IDENTITY_SECRET",
+    "METRICS_TOKEN",
+    "NLU_TOKEN",
+    "SLACK_BOT_TOKEN",
+    "SLACK_SIGNING_SECRET",
+    "RASA_TOKEN",
+    "ACTION_TOKEN",
+}
 
 
 def require_secrets(settings: Settings, service: str) -> None:
-    """Stop ``service`` (gateway, nlu) from starting with a secret missing, half-set or weak.
+    """Stop ``service`` (gateway, nlu, actions) from starting with a secret missing, half-set or weak.
 
     On loopback (a developer's machine) only half-configured pairs are refused (a Slack token
     without its signing secret; the monitor worker checks its webhook's the same way). Listening on any other

@@ -24,7 +24,8 @@ from typing import Any
 
 import httpx
 
-from core.errors import SetupError
+from core.errors import ConfigError, SetupError
+from core.internal_tokens import with_internal_tokens
 from core.pii import setup_logging
 from core.rasa_files import fingerprint, write_endpoints
 from core.settings import ROOT, Settings, get_settings
@@ -196,19 +197,19 @@ def services(settings: Settings, endpoints: Path, model: Path) -> list[Service]:
             "--endpoints", str(endpoints), "--credentials", "bot/credentials.yml", "-m", str(model),
         ]  # fmt: skip
 
+    status = "/status" + (f"?token={settings.rasa_token}" if settings.rasa_token else "")
     workers = [
         Service("rasa" if i == 0 else f"rasa-{i + 1}", rasa(settings.rasa_port + i),
-                settings.url(settings.rasa_port + i) + "/status")
+                settings.url(settings.rasa_port + i) + status)
         for i in range(settings.rasa_workers)
     ]  # fmt: skip
     return [
         Service("nlu", [PY, "-m", "nlu.server"], settings.url(settings.nlu_port) + "/health"),
         Service(
             "actions",
-            [PY, "-m", "rasa_sdk", "--actions", "bot.actions", "-p", str(settings.action_port)],
+            [PY, "-m", "bot.action_server", "-p", str(settings.action_port)],
             settings.url(settings.action_port) + "/health",
-            # idle connections outlive Rasa's client's (15 s), so Rasa never reuses one being closed
-            env={"SANIC_HOST": settings.host, "SANIC_KEEP_ALIVE_TIMEOUT": "75"},
+            env={"SANIC_HOST": settings.host},
         ),
         *workers,
         Service("gateway", [PY, "-m", "bot.channels", "serve"], settings.url(settings.gateway_port) + "/health"),
@@ -262,7 +263,7 @@ def stop_all(running: list[Service]) -> None:
 
 
 def prepare(settings: Settings) -> tuple[Path, Path]:
-    """Steps 1-2: schema, demo data, models, endpoints file."""
+    """Steps 1-2: schema, demo data, models, endpoints file (``settings`` with its internal tokens)."""
     from core import db, demo
 
     db.upgrade(settings.app_db_url)
@@ -275,7 +276,12 @@ def prepare(settings: Settings) -> tuple[Path, Path]:
 
 
 def up(settings: Settings, timeout: float = 180) -> list[Service]:
-    """Steps 3-4: start every service and wait for health; stops all on failure."""
+    """Steps 3-4: start every service and wait for health; stops all on failure.
+
+    Empty internal tokens are filled from var/ (generated on the first run): call
+    :func:`core.internal_tokens.with_internal_tokens` first to know them (tests, benchmarks).
+    """
+    settings = with_internal_tokens(settings)
     endpoints, model = prepare(settings)
     running: list[Service] = []
     try:
@@ -386,14 +392,14 @@ def main(argv: list[str] | None = None) -> None:
     setup_logging("%(asctime)s %(name)s: %(message)s")
     for noisy in ("alembic", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    settings = get_settings()
+    settings = with_internal_tokens(get_settings())
     started = time.monotonic()
     if args.command == "prepare":
         prepare(settings)
         return
     try:
         running = up(settings)
-    except SetupError as exc:
+    except (SetupError, ConfigError) as exc:
         log.error("%s", exc)
         raise SystemExit(1) from exc
     base = settings.public_base_url

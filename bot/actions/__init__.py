@@ -2,7 +2,7 @@
 
 from bot.actions.faq import ActionAnswerFaq, ActionFaqFeedback
 from bot.actions.handoff import ActionRecordCsat, ActionRequestHandoff
-from bot.actions.orders import ActionCheckOrderStatus
+from bot.actions.orders import ActionCheckOrderStatus, ValidateOrderStatusForm
 from bot.actions.recommend import ActionOfferIfLikely, ActionRecommendationFeedback, ActionRecommendProducts
 
 __all__ = [
@@ -14,4 +14,5 @@ __all__ = [
     "ActionRecommendationFeedback",
     "ActionRecordCsat",
     "ActionRequestHandoff",
+    "ValidateOrderStatusForm",
 ]

@@ -15,11 +15,12 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ConversationPaused
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from core.db import session_scope
 from core.handoff import CANCEL_BUTTON, open_handoff, queue_position, queued_notice
 from core.models import CsatRating, Handoff
+from core.refusals import refuse
 
 log = logging.getLogger(__name__)
 # Why the customer is handed over, by the latest intent (a FAQ "no answer" streak arrives as nlu_fallback).
@@ -64,7 +65,8 @@ class ActionRequestHandoff(Action):
 
 
 class ActionRecordCsat(Action):
-    """Store the customer's 1-5 rating of the help they got, linked to their latest handoff."""
+    """Store the customer's 1-5 rating of the help they got: once, for the conversation's latest handoff, and
+    only when a person resolved it (a rating typed or replayed at any other time is refused and counted)."""
 
     def name(self) -> str:
         """Action name used in the domain."""
@@ -82,13 +84,24 @@ class ActionRecordCsat(Action):
             return []
         try:
             with session_scope() as session:
-                latest = session.exec(
-                    select(Handoff.id)
-                    .where(Handoff.conversation_id == tracker.sender_id)
-                    .order_by(col(Handoff.id).desc())
-                ).first()
-                session.add(CsatRating(conversation_id=tracker.sender_id, handoff_id=latest, rating=rating))
+                due = rating_due(session, tracker.sender_id)
+                if due is None:
+                    refuse(session, "csat_not_due", tracker.sender_id)
+                else:
+                    session.add(CsatRating(conversation_id=tracker.sender_id, handoff_id=due, rating=rating))
         except SQLAlchemyError:
             log.exception("could not store a CSAT rating")
-        dispatcher.utter_message(response="utter_csat_thanks")
+            due = -1  # the customer did rate: thank them
+        dispatcher.utter_message(response="utter_csat_thanks" if due is not None else "utter_csat_not_due")
         return []
+
+
+def rating_due(session: Session, conversation_id: str) -> int | None:
+    """The conversation's latest handoff if a person resolved it and it has no rating yet, else None."""
+    latest = session.exec(
+        select(Handoff).where(Handoff.conversation_id == conversation_id).order_by(col(Handoff.id).desc())
+    ).first()
+    if latest is None or latest.state != "resolved" or latest.id is None:
+        return None
+    rated = session.exec(select(CsatRating.id).where(CsatRating.handoff_id == latest.id)).first()
+    return None if rated is not None else latest.id

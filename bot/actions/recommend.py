@@ -21,11 +21,12 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from bot.actions.handoff import channel_of
 from core.db import get_engine, session_scope
 from core.models import RecImpression
+from core.refusals import refuse
 from core.settings import get_settings
 from recommender.errors import RecommenderError
 from recommender.events import record_event
@@ -63,6 +64,9 @@ def set_recommender(service: RecommenderService | None) -> None:
     _service = service
 
 
+MAX_PRICE = 1e7  # a price cap at or above this is no cap
+
+
 def customer_of(tracker: Tracker) -> str:
     """The shop's customer id for this conversation."""
     meta = (tracker.latest_message or {}).get("metadata") or {}
@@ -82,6 +86,8 @@ def constraints_from(text: str, entities: list[dict[str, Any]], departments: lis
         max_price = float(str(price).replace(",", ".")) if price is not None else None
     except ValueError:
         max_price = None
+    if max_price is not None and not (0 < max_price < MAX_PRICE):  # "nan", "1e999", "-5": no price limit
+        max_price = None
     lowered = text.lower()
     category = next((d for d in departments if re.search(rf"\b{re.escape(d.lower())}\b", lowered)), None)
     return Constraints(category=category, max_price=max_price)
@@ -91,11 +97,23 @@ def _card_text(r: Recommendation) -> str:
     return f"{r.name} — ${r.price:.2f}\n{r.reason}\n{r.url}".rstrip()
 
 
-def _log_impressions(recs: list[Recommendation], request_id: str, customer: str, channel: str) -> None:
+def _log_impressions(
+    recs: list[Recommendation], request_id: str, customer: str, tracker: Tracker, channel: str
+) -> None:
     with session_scope(get_engine()) as s:
         for pos, r in enumerate(recs, 1):
             s.add(RecImpression(request_id=request_id, customer_id=customer, product_id=r.product_id, position=pos,
-                                source=r.source, reason=r.reason[:300], channel=channel[:32]))  # fmt: skip
+                                source=r.source, reason=r.reason[:300], channel=channel[:32],
+                                conversation_id=tracker.sender_id[:255]))  # fmt: skip
+
+
+def was_shown(s: Session, conversation_id: str, request_id: str, product_id: str) -> bool:
+    """Whether this conversation was shown this card (request and product): only then do its buttons count."""
+    query = select(RecImpression.id).where(
+        RecImpression.conversation_id == conversation_id, RecImpression.request_id == request_id,
+        RecImpression.product_id == product_id,
+    )  # fmt: skip
+    return s.exec(query).first() is not None
 
 
 class ActionRecommendProducts(Action):
@@ -117,7 +135,7 @@ class ActionRecommendProducts(Action):
             recs = service.recommend(customer, CARDS, c)
             request_id = "r" + uuid.uuid4().hex[:15]  # a letter first: never read as a number
             if recs:
-                _log_impressions(recs, request_id, customer, channel_of(tracker))
+                _log_impressions(recs, request_id, customer, tracker, channel_of(tracker))
         except (RecommenderError, SQLAlchemyError, OSError):
             log.exception("recommendation failed")
             dispatcher.utter_message(text="I can't pick products for you right now, sorry. Please try again later.")
@@ -173,7 +191,7 @@ class ActionOfferIfLikely(Action):
             request_id = "r" + uuid.uuid4().hex[:15]  # a letter first: never read as a number
             card = Recommendation(product.id, product.name, product.price, product.url, product.category,
                                   round(intent[0], 4), "intent", "You were looking at it just now")  # fmt: skip
-            _log_impressions([card], request_id, customer, tracker.get_latest_input_channel() or "")
+            _log_impressions([card], request_id, customer, tracker, tracker.get_latest_input_channel() or "")
         except (RecommenderError, SQLAlchemyError, OSError):
             log.exception("purchase-intent offer failed")
             return []
@@ -211,6 +229,12 @@ class ActionRecommendationFeedback(Action):
         kinds = {"more": ["rec_click"], "dismiss": ["rec_dismiss"], "cart": ["rec_click", "cart"]}[str(action)]
         try:
             with Session(get_engine()) as s:
+                if not was_shown(s, tracker.sender_id, request, str(product)):  # forged or replayed elsewhere
+                    refuse(s, "rec_feedback_not_shown", tracker.sender_id)
+                    s.commit()
+                    note = 'That product card isn\'t from this chat. Say "recommend" for new ones.'
+                    dispatcher.utter_message(text=note)
+                    return []
                 for kind in kinds:
                     record_event(s, customer_id=customer, product_id=str(product), kind=kind, session_id=request)
                 s.commit()

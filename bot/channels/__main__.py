@@ -11,18 +11,31 @@ import getpass
 import logging
 import os
 import sys
+from typing import Any
 
 from bot.channels.errors import ChannelError
 from core.db import get_engine, upgrade
 from core.errors import ConfigError
 from core.pii import setup_logging
-from core.settings import get_settings, require_secrets
+from core.settings import Settings, get_settings, require_secrets
 
 log = logging.getLogger("bot.channels")
 
 
 def _password() -> str:
     return os.environ.get("STAFF_PASSWORD") or getpass.getpass("password: ")
+
+
+def server_options(settings: Settings, port: int) -> dict[str, Any]:
+    """uvicorn's options for the gateway: forwarded headers are believed only from ``TRUSTED_PROXIES``.
+
+    uvicorn believes X-Forwarded-For from 127.0.0.1 by default, so anyone on the host could name a new
+    address with each request and escape the per-address limits; without trusted proxies the peer's
+    address is the client's, always.
+    """
+    proxies = [p.strip() for p in settings.trusted_proxies.split(",") if p.strip()]
+    return {"host": settings.host, "port": port, "log_level": "warning", "proxy_headers": bool(proxies),
+            "forwarded_allow_ips": proxies or None}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -52,7 +65,7 @@ def main(argv: list[str] | None = None) -> None:
         except ConfigError as exc:
             log.error("%s", exc)
             raise SystemExit(2) from exc
-        uvicorn.run(create_app(settings), host=settings.host, port=port, log_level="warning")
+        uvicorn.run(create_app(settings), **server_options(settings, port))
         return
     from bot.channels import auth
 

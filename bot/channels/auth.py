@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import math
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -106,14 +107,51 @@ def set_password(engine: Engine, username: str, password: str) -> None:
         s.commit()
 
 
-def login(engine: Engine, username: str, password: str, *, hours: float) -> tuple[str, Staff]:
-    """Check the password and open a session; returns the cookie token. One message for every failure."""
+@dataclass(frozen=True)
+class Lockout:
+    """Per-account sign-in back-off: after ``failures`` wrong passwords in a row the account refuses sign-ins
+    for ``seconds``, doubled with each further failure, at most ``max_seconds``."""
+
+    failures: int = 5
+    seconds: float = 30.0
+    max_seconds: float = 3600.0
+
+    def duration(self, failed: int) -> float:
+        """Seconds an account with ``failed`` failures in a row stays locked (0 below the threshold)."""
+        if failed < self.failures or self.seconds <= 0:
+            return 0.0
+        return min(self.max_seconds, self.seconds * 2 ** min(failed - self.failures, 20))
+
+
+DEFAULT_LOCKOUT = Lockout()
+
+
+def login(
+    engine: Engine, username: str, password: str, *, hours: float, lockout: Lockout = DEFAULT_LOCKOUT
+) -> tuple[str, Staff]:
+    """Check the password and open a session; returns the cookie token. One message for every wrong password.
+
+    A locked account (see :class:`Lockout`) is refused without checking the password, so guessing cannot
+    go on from any number of addresses; a successful sign-in clears its failures.
+    """
     with Session(engine) as s:
         user = s.exec(select(StaffUser).where(StaffUser.username == username)).first()
+        now = utcnow()
+        if user is not None and user.locked_until is not None and _aware(user.locked_until) > now:
+            wait = math.ceil((_aware(user.locked_until) - now).total_seconds())
+            raise NotAuthenticated(f"too many wrong passwords for this account; try again in {wait} s")
         stored = user.password_hash if user else _dummy_hash()  # same work whether or not the user exists
         ok = verify_password(password, stored) and user is not None and user.active
+        if user is not None and not ok:
+            user.failed_logins += 1
+            locked_for = lockout.duration(user.failed_logins)
+            user.locked_until = now + timedelta(seconds=locked_for) if locked_for else None
+            s.add(user)
+            s.commit()
         if not ok or user is None or user.id is None:
             raise NotAuthenticated("wrong username or password")
+        user.failed_logins, user.locked_until = 0, None
+        s.add(user)
         token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
         s.add(StaffSession(id=token_digest(token), user_id=user.id, csrf_token=csrf,
                            expires_at=utcnow() + timedelta(hours=hours)))  # fmt: skip

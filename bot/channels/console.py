@@ -25,7 +25,7 @@ from bot.channels.auth import Staff
 from bot.channels.conversations import ChatService, message_public
 from bot.channels.errors import BadMessage, Forbidden, NotAuthenticated
 from bot.channels.web import MAX_ID, AfterParam, Typing
-from core.handoff import CLOSED_STATES, HandoffNotFound, history
+from core.handoff import CLOSED_STATES, HandoffNotFound, active_handoff, history
 from core.models import ACTIVE_HANDOFF_STATES, AlertIncident, AlertSilence, Conversation, Handoff, utcnow
 from monitoring import bi, report
 from monitoring.sinks import acknowledge
@@ -45,8 +45,11 @@ class LoginRequired(Exception):
     """A page (not an API call) was opened without a session: redirect to the login form."""
 
 
-def router(service: ChatService, typing: Typing, *, session_hours: float, secure_cookies: bool) -> APIRouter:
-    """The console's routes."""
+def router(
+    service: ChatService, typing: Typing, *, session_hours: float, secure_cookies: bool,
+    lockout: auth.Lockout = auth.DEFAULT_LOCKOUT,
+) -> APIRouter:  # fmt: skip
+    """The console's routes (``lockout``: the per-account sign-in back-off)."""
     api = APIRouter(prefix="/console")
     engine = service.engine
 
@@ -83,7 +86,7 @@ def router(service: ChatService, typing: Typing, *, session_hours: float, secure
         if not login_csrf or not secrets.compare_digest(login_csrf.encode(), csrf_token.encode()):
             return _to("/console/login?error=" + quote("The form expired; please try again."))
         try:
-            token, _ = auth.login(engine, username, password, hours=session_hours)
+            token, _ = auth.login(engine, username, password, hours=session_hours, lockout=lockout)
         except NotAuthenticated as exc:
             return _to("/console/login?error=" + quote(str(exc)))
         out = _to("/console")
@@ -282,6 +285,11 @@ def router(service: ChatService, typing: Typing, *, session_hours: float, secure
         conversation_id: str, person: StaffDep, x_csrf_token: Annotated[str | None, Header()] = None
     ) -> None:
         actor(person, x_csrf_token)
+        with Session(service.engine) as s:
+            handoff = active_handoff(s, conversation_id)
+        # only the person answering (or an admin) shows "typing..." to the customer
+        if handoff is None or handoff.state != "claimed" or (handoff.agent != person.username and not person.is_admin):
+            raise Forbidden("only the agent who claimed this conversation shows as typing")
         typing.mark(conversation_id)
 
     return api

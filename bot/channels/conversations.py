@@ -50,11 +50,16 @@ from core.handoff import (
 )
 from core.models import ChatMessage, Conversation, Handoff, utcnow
 from core.pii import Redactor
+from core.shop import proof_digests
 
 log = logging.getLogger(__name__)
 MAX_TEXT = 2000
 CANCEL_WORDS = {"cancel", "stop waiting", "never mind", "nevermind"}
-CUSTOMER_ID = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+CUSTOMER_ID = re.compile(r"[A-Za-z0-9_.@-]{1,64}")  # matched whole (fullmatch: no trailing newline slips in)
+# The intents a customer may send as a button payload: those of the bot's own buttons. Anything else
+# (Rasa's /restart, /session_start, /back, the gateway's EXTERNAL_* intents...) is refused.
+BUTTON_INTENTS = {"faq_feedback", "faq_choose", "rec_feedback", "csat", "contact_human_agent", "handoff_cancel"}
+PAYLOAD_INTENT = re.compile(r"/([A-Za-z_]+)(?:\{.*\})?", re.DOTALL)
 # Intents that close a handoff, by the state it ends in; the bot's rules answer each one.
 CLOSING_INTENTS = {
     "resolved": "EXTERNAL_handoff_resolved",
@@ -110,6 +115,7 @@ class ChatService:
     negative_score: float = 0.9
     handoff_timeout: timedelta = timedelta(minutes=10)
     identity_secret: str = ""
+    proof_key: str = ""  # keys the digests of emails/postcodes sent to the order check (core.shop.proof_digests)
     redactor: Redactor = field(default_factory=Redactor)
     limiter: RateLimiter = field(default_factory=RateLimiter)
     customer_rate: Rate = UNLIMITED  # messages per customer
@@ -124,7 +130,7 @@ class ChatService:
         ``signature``; without one (demo mode) any well-formed id is accepted.
         """
         if customer_id is not None:
-            if not CUSTOMER_ID.match(customer_id):
+            if not CUSTOMER_ID.fullmatch(customer_id):
                 raise BadMessage("customer_id: 1-64 letters, digits or . _ @ -")
             if self.identity_secret:
                 want = hmac.new(self.identity_secret.encode(), customer_id.encode(), hashlib.sha256).hexdigest()
@@ -192,18 +198,16 @@ class ChatService:
         ``payload`` is a button's payload (``/intent{...}``) sent to Rasa instead of ``text``.
         """
         self.limiter.check(f"customer:{conv.customer_id or conv.id}", self.customer_rate, "messages")
-        text = self.redactor.redact((text or "").strip())
+        raw = (text or "").strip()
+        text = self.redactor.redact(raw)
         if payload is not None:
-            payload = self.redactor.redact(payload.strip())
-            if not payload.startswith("/") or len(payload) > MAX_TEXT:
-                raise BadMessage("a button payload starts with / and has at most 2000 characters")
-        if not text and not payload:
-            raise BadMessage("the message is empty")
+            payload = _checked_payload(self.redactor.redact(payload.strip()))
         if len(text) > MAX_TEXT:
             raise BadMessage(f"the message is longer than {MAX_TEXT} characters")
-        to_rasa = payload or text
-        if to_rasa.startswith("/EXTERNAL_"):
-            raise BadMessage("that command is reserved for the system")
+        # typed text is never a command: Rasa reads a leading "/" as an intent (/restart, /csat{...})
+        to_rasa = payload or text.lstrip("/ ")
+        if not to_rasa:
+            raise BadMessage("the message is empty")
         mine = self._store(conv.id, [_msg(conv.id, "customer", conv.customer_id or "", text or to_rasa)])[0]
         self._retry_resume(conv.id)
         with self._session() as s:
@@ -221,7 +225,7 @@ class ChatService:
                 *self._system(conv, "You're not waiting for a colleague right now. How can I help?", push=True),
             ]
         try:
-            replies = self.rasa.send(conv.id, to_rasa, {"channel": conv.channel, "customer_id": conv.customer_id})
+            replies = self.rasa.send(conv.id, to_rasa, self._metadata(conv, raw))
         except RasaUnavailable:
             note = "Sorry, I can't answer right now. Your message is saved; please try again in a minute."
             return [mine, *self._system(conv, note, push=True)]
@@ -234,6 +238,17 @@ class ChatService:
             new += self._after_bot_turn(conv, mine)
         self._push(conv, new[1:])
         return new
+
+    def _metadata(self, conv: Conversation, raw_text: str) -> dict[str, Any]:
+        """What Rasa's actions may trust about the turn (only the gateway can reach Rasa's REST channel).
+
+        ``customer_verified``: the shop signed the customer id (web chat with ``WEBCHAT_IDENTITY_SECRET``);
+        ``proof``: keyed digests of the emails and postcodes in the unmasked text, for the order check.
+        """
+        verified = conv.channel == "web" and bool(self.identity_secret) and conv.customer_id is not None
+        proof = proof_digests(raw_text, self.proof_key).to_metadata()
+        return {"channel": conv.channel, "customer_id": conv.customer_id, "customer_verified": verified,
+                "proof": proof}  # fmt: skip
 
     def _after_bot_turn(self, conv: Conversation, mine: ChatMessage) -> list[ChatMessage]:
         """A handoff the bot just opened gets announced; a very upset customer gets one opened."""
@@ -326,9 +341,10 @@ class ChatService:
         if handoff.agent != agent and not override:
             raise NotYourHandoff(f"handoff #{handoff_id} is claimed by {handoff.agent}")
         conv = self._conversation_of(handoff)
+        text = self.redactor.redact(text)  # an agent's reply is stored and relayed like a customer's: masked
         message = self._store(conv.id, [_msg(conv.id, "agent", agent, text)])[0]
         try:
-            self.rasa.record_agent_message(conv.id, self.redactor.redact(text), agent)
+            self.rasa.record_agent_message(conv.id, text, agent)
         except RasaUnavailable:
             log.warning("agent message not copied to Rasa's tracker for %s", conv.id)
         self._push(conv, [message])
@@ -512,6 +528,16 @@ class ChatService:
         except Exception:  # isolation boundary: an external notifier never breaks the conversation
             log.exception("notifier %s failed", getattr(fn, "__qualname__", fn))
             return None
+
+
+def _checked_payload(payload: str) -> str:
+    """A button payload the customer may send (one of the bot's button intents), or :class:`BadMessage`."""
+    if len(payload) > MAX_TEXT:
+        raise BadMessage(f"a button payload has at most {MAX_TEXT} characters")
+    m = PAYLOAD_INTENT.fullmatch(payload)
+    if m is None or m.group(1) not in BUTTON_INTENTS:
+        raise BadMessage("that is not one of the bot's buttons")
+    return payload
 
 
 def _msg(conversation_id: str, role: str, author: str, text: str, data: dict[str, Any] | None = None) -> ChatMessage:

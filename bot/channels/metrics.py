@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Iterator
 
 from fastapi import FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import func
 from sqlalchemy.engine import Engine
@@ -22,21 +22,26 @@ from sqlmodel import Session, col, select
 
 from bot.channels.errors import NotAuthenticated
 from core.models import AlertDelivery, AlertIncident, Handoff
+from core.refusals import refusal_counts
 
 
 class DatabaseGauges(Collector):
-    """Handoffs by state (open ones), firing incidents and alert deliveries by status, read at scrape time."""
+    """Handoffs by state (open ones), firing incidents, alert deliveries by status and refused inputs by kind,
+    read at scrape time."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         """One scrape's gauges; a database outage shows as ``storebot_database_up 0``."""
         up = GaugeMetricFamily("storebot_database_up", "1 when the app database answered this scrape")
         handoffs = GaugeMetricFamily("storebot_handoffs", "open handoffs by state", labels=["state"])
         firing = GaugeMetricFamily("storebot_alert_incidents_firing", "negative-sentiment incidents firing now")
         deliveries = GaugeMetricFamily("storebot_alert_deliveries", "alert notifications by status",
                                        labels=["status"])  # fmt: skip
+        refused = CounterMetricFamily("storebot_refused_inputs", "inputs refused as not the conversation's "
+                                      "own (forged ratings or card clicks, failed order checks)",
+                                      labels=["kind"])  # fmt: skip
         try:
             with Session(self.engine) as s:
                 by_state = dict(s.exec(select(Handoff.state, func.count()).where(
@@ -45,6 +50,7 @@ class DatabaseGauges(Collector):
                 by_status = dict(
                     s.exec(select(AlertDelivery.status, func.count()).group_by(AlertDelivery.status)).all()
                 )
+                by_kind = refusal_counts(s)
         except SQLAlchemyError:
             up.add_metric([], 0)
             yield up
@@ -55,7 +61,9 @@ class DatabaseGauges(Collector):
         firing.add_metric([], n_firing)
         for status in ("pending", "sent", "failed"):
             deliveries.add_metric([status], by_status.get(status, 0))
-        yield from (up, handoffs, firing, deliveries)
+        for kind, n in by_kind.items():
+            refused.add_metric([kind], n)
+        yield from (up, handoffs, firing, deliveries, refused)
 
 
 def instrument(app: FastAPI, engine: Engine, token: str = "") -> None:

@@ -24,11 +24,17 @@ class RasaClient:
     is not retried (the message may have been processed); the customer is asked to try again.
     """
 
-    def __init__(self, base_url: str, *, timeout: float = 30.0, transport: httpx.BaseTransport | None = None) -> None:
-        """``base_url``: one URL or several separated by commas; ``transport`` lets tests answer in-process."""
+    def __init__(
+        self, base_url: str, *, token: str = "", timeout: float = 30.0, transport: httpx.BaseTransport | None = None
+    ) -> None:
+        """``base_url``: one URL or several separated by commas; ``token``: Rasa's (``RASA_TOKEN``), sent as its
+        HTTP API wants it (``?token=``) and as a bearer token to the REST channel; ``transport`` lets tests answer
+        in-process."""
         self.urls = [u.strip().rstrip("/") for u in base_url.split(",") if u.strip()]
         if not self.urls:
             raise ValueError("RasaClient needs at least one URL")
+        self._api_params = {"token": token} if token else {}
+        self._channel_headers = {"Authorization": f"Bearer {token}"} if token else {}
         # idle connections are dropped well before a server's keep-alive ends, so none is reused while closing
         self._http = httpx.Client(timeout=timeout, transport=transport, limits=httpx.Limits(keepalive_expiry=2.0))
 
@@ -36,7 +42,10 @@ class RasaClient:
         """Release the connection pool."""
         self._http.close()
 
-    def _call(self, method: str, path: str, *, sender: str = "", **kwargs: Any) -> Any:
+    def _call(self, method: str, path: str, *, sender: str = "", api: bool = False, **kwargs: Any) -> Any:
+        """One request, on the conversation's worker first; ``api``: Rasa's HTTP API (carries the token)."""
+        if api and self._api_params:
+            kwargs["params"] = {**kwargs.get("params", {}), **self._api_params}
         first = zlib.crc32(sender.encode()) % len(self.urls)
         failure: Exception | None = None
         for base in self.urls[first:] + self.urls[:first]:
@@ -48,7 +57,8 @@ class RasaClient:
                 log.warning("Rasa at %s refused %s %s (%s)", base, method, path, exc.__class__.__name__)
                 failure = exc
             except (httpx.HTTPError, ValueError) as exc:
-                log.warning("Rasa %s %s failed: %s", method, path, exc)
+                status = exc.response.status_code if isinstance(exc, httpx.HTTPStatusError) else ""
+                log.warning("Rasa %s %s failed: %s %s", method, path, exc.__class__.__name__, status)  # no URL: token
                 failure = exc
                 break
         raise RasaUnavailable(f"the assistant is unavailable ({failure.__class__.__name__})") from failure
@@ -60,17 +70,19 @@ class RasaClient:
     def send(self, sender: str, text: str, metadata: dict[str, Any]) -> list[dict[str, Any]]:
         """One customer message through the REST channel; the bot's replies (none while paused)."""
         body = {"sender": sender, "message": text, "metadata": metadata}
-        replies = self._call("POST", "/webhooks/rest/webhook", sender=sender, json=body)
+        replies = self._call("POST", "/webhooks/rest/webhook", sender=sender, json=body, headers=self._channel_headers)
         return replies if isinstance(replies, list) else []
 
     def latest_parse(self, sender: str) -> dict[str, Any]:
         """The NLU result of the conversation's latest user message (intent, sentiment, entities)."""
-        state = self._call("GET", self._conv(sender) + "/tracker", sender=sender, params={"include_events": "NONE"})
+        state = self._call("GET", self._conv(sender) + "/tracker", sender=sender, params={"include_events": "NONE"},
+                           api=True)  # fmt: skip
         return dict(state.get("latest_message") or {})
 
     def pause(self, sender: str) -> None:
         """Stop the bot from answering (Rasa still records and parses each message)."""
-        self._call("POST", self._conv(sender) + "/tracker/events", sender=sender, json=[{"event": "pause"}])
+        self._call("POST", self._conv(sender) + "/tracker/events", sender=sender, json=[{"event": "pause"}],
+                   api=True)  # fmt: skip
 
     def resume(self, sender: str) -> None:
         """Let the bot answer again.
@@ -79,16 +91,20 @@ class RasaClient:
         tracker back at a turn boundary, where the rules for the next user intent apply.
         """
         events = [{"event": "resume"}, {"event": "action", "name": "action_listen"}]
-        self._call("POST", self._conv(sender) + "/tracker/events", sender=sender, json=events)
+        self._call("POST", self._conv(sender) + "/tracker/events", sender=sender, json=events, api=True)
 
     def record_agent_message(self, sender: str, text: str, agent: str) -> None:
         """Put a person's message into Rasa's history too, so the tracker holds the whole conversation."""
         event = {"event": "bot", "text": text, "metadata": {"agent": agent}}
-        self._call("POST", self._conv(sender) + "/tracker/events", sender=sender, json=[event])
+        self._call("POST", self._conv(sender) + "/tracker/events", sender=sender, json=[event], api=True)
 
     def trigger(self, sender: str, intent: str) -> list[dict[str, Any]]:
         """Run the bot on an external intent (``EXTERNAL_handoff_resolved``...); the bot's replies."""
         result = self._call(
-            "POST", self._conv(sender) + "/trigger_intent", sender=sender, json={"name": intent, "entities": {}}
+            "POST",
+            self._conv(sender) + "/trigger_intent",
+            sender=sender,
+            json={"name": intent, "entities": {}},
+            api=True,
         )
         return list(result.get("messages") or [])

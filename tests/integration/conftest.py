@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from benchmarks.scratch_pg import fresh_pg_database, postgres_available
+from core.internal_tokens import with_internal_tokens
 from core.settings import ROOT, Settings
 from core.stack import Service, free_port, stop_all, up
 from tests.unit.slack_mock import SlackMock
@@ -88,10 +89,20 @@ class Stack:
         self.services = {s.name: s for s in services}
         self.slack = slack
 
-    def say(self, sender: str, message: str) -> list[dict]:
-        """One user turn over Rasa's REST channel; returns the bot's messages."""
-        url = self.settings.url(self.settings.rasa_port) + "/webhooks/rest/webhook"
-        r = httpx.post(url, json={"sender": sender, "message": message}, timeout=60)
+    @property
+    def rasa_webhook(self) -> str:
+        """Rasa's REST channel (only the gateway and the tests hold its token)."""
+        return self.settings.url(self.settings.rasa_port) + "/webhooks/rest/webhook"
+
+    @property
+    def rasa_auth(self) -> dict[str, str]:
+        """The header Rasa's REST channel wants."""
+        return {"Authorization": f"Bearer {self.settings.rasa_token}"}
+
+    def say(self, sender: str, message: str, metadata: dict[str, Any] | None = None) -> list[dict]:
+        """One user turn over Rasa's REST channel (as the gateway sends it); returns the bot's messages."""
+        body = {"sender": sender, "message": message, "metadata": metadata or {}}
+        r = httpx.post(self.rasa_webhook, json=body, headers=self.rasa_auth, timeout=60)
         r.raise_for_status()
         return r.json()
 
@@ -137,7 +148,7 @@ def running_stack(
         rate_ip_per_minute=0,  # every test customer comes from 127.0.0.1 (the limits have their unit tests)
         rate_sessions_per_minute=0,
     )
-    settings = Settings(**{**defaults, **extra})
+    settings = with_internal_tokens(Settings(**{**defaults, **extra}))
     services = up(settings, timeout=240)
     try:
         yield Stack(settings, services, slack)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from core.db import make_engine
 from core.models import FaqFeedback, Handoff, HandoffTransition, Turn
@@ -66,8 +66,7 @@ def test_bad_input_gets_a_polite_reply_and_is_kept(stack: Stack) -> None:
     for message in ["   ", huge, "\x00\x1b[31m", "🙂" * 10, "/track_order{broken"]:
         replies = stack.say(sender, message)
         assert replies and all(r.get("text") for r in replies), message[:20]
-    rasa = stack.settings.url(stack.settings.rasa_port) + "/webhooks/rest/webhook"
-    assert httpx.post(rasa, content=b"{not json", timeout=30).status_code >= 400
+    assert httpx.post(stack.rasa_webhook, content=b"{not json", headers=stack.rasa_auth, timeout=30).status_code >= 400
     assert "store assistant" in stack.texts(sender, "hi")  # still alive
     turns = _turns(stack, sender, 6)
     assert any(len(t.text) == 10_000 for t in turns)  # the 100 kB message is stored (truncated copy)
@@ -118,11 +117,7 @@ def test_faq_answer_feedback_next_candidate_then_a_person(stack: Stack) -> None:
 
 
 def _ask(stack: Stack, sender: str, text: str, customer: str) -> list[dict]:  # type: ignore[type-arg]
-    url = stack.settings.url(stack.settings.rasa_port) + "/webhooks/rest/webhook"
-    body = {"sender": sender, "message": text, "metadata": {"customer_id": customer}}
-    r = httpx.post(url, json=body, timeout=60)
-    r.raise_for_status()
-    return r.json()
+    return stack.say(sender, text, {"customer_id": customer})
 
 
 def _texts(replies: list[dict]) -> str:  # type: ignore[type-arg]
@@ -223,6 +218,7 @@ def test_handoff_to_a_person_and_back_through_the_gateway(stack: Stack) -> None:
     texts = [m["text"] for m in seen["messages"]]
     assert "Hi, this is Sam from support. How can I help?" in texts and "How happy are you" in texts[-1]
     assert "Thank you for the rating" in say("5", payload='/csat{"rating":"5"}')[-1]["text"]
+    assert "nothing to rate" in say("1", payload='/csat{"rating":"1"}')[-1]["text"]  # once per handoff
     assert "100234" in say("where is my order 100234?")[-1]["text"]  # the bot is back
     from core.models import CsatRating
 
@@ -233,6 +229,66 @@ def test_handoff_to_a_person_and_back_through_the_gateway(stack: Stack) -> None:
         ]
     engine.dispose()
     assert (rating.rating, rating.handoff_id) == (5, handoff.id) and steps == ["queued", "claimed", "resolved"]
+
+
+def test_customers_see_only_what_is_theirs_through_the_gateway(stack: Stack) -> None:
+    """Issue 18: orders, ratings and card clicks belong to the conversation; commands are the bot's buttons."""
+    web = httpx.Client(base_url=stack.gateway, timeout=60)
+    token = web.post("/api/chat/sessions", json={}).json()["token"]  # an anonymous visitor
+    me = {"Authorization": f"Bearer {token}"}
+
+    def say(text: str, payload: str | None = None) -> str:
+        r = web.post("/api/chat/messages", json={"text": text, "payload": payload}, headers=me)
+        assert r.status_code == 200, r.text
+        return "\n".join(m["text"] for m in r.json()["messages"] if m["role"] != "customer")
+
+    asked = say("where is my order 100236?")
+    assert "email address" in asked and "Espresso" not in asked
+    wrong = say("ana@example.com")  # somebody else's email
+    assert "couldn't find an order 100236" in wrong and "Espresso" not in wrong
+    assert "email address" in say("where is my order 100236?")
+    assert "Espresso machine" in say("it's ben@example.com")  # the order's own email: shown
+    for forged in ('/inform{"order_id":"100239"}', "/restart", "/session_start", "/EXTERNAL_handoff_resolved"):
+        r = web.post("/api/chat/messages", json={"text": "x", "payload": forged}, headers=me)
+        assert r.status_code == 422 and "button" in r.json()["detail"], forged
+    assert "Wireless headphones" not in say('/inform{"order_id":"100239"}')  # typed: text, not a command
+    assert "nothing to rate" in say("1", payload='/csat{"rating":"1"}')
+    card = '/rec_feedback{"product_id":"CAM-01V","rec_action":"cart","rec_request":"rforged0000000"}'
+    assert "isn't from this chat" in say("Add to cart", payload=card)
+    engine = make_engine(stack.settings.app_db_url)
+    from core.models import BehaviourEvent, CsatRating, RefusedInput
+
+    with Session(engine) as s:
+        assert s.exec(select(CsatRating).where(CsatRating.rating == 1)).all() == []
+        assert s.exec(select(BehaviourEvent).where(BehaviourEvent.session_id == "rforged0000000")).all() == []
+        kinds = {r.kind for r in s.exec(select(RefusedInput))}
+    engine.dispose()
+    assert {"csat_not_due", "rec_feedback_not_shown", "order_proof_failed"} <= kinds
+
+
+def test_internal_services_want_their_tokens(stack: Stack) -> None:
+    """Issue 18, finding 7: Rasa's API and REST channel, the action server, the NLU service and /metrics."""
+    s = stack.settings
+    rasa, actions = s.url(s.rasa_port), s.url(s.action_port)
+    body = {
+        "sender": "intruder",
+        "message": "where is my order 100236?",
+        "metadata": {"customer_id": "c-ben", "customer_verified": True},
+    }
+    assert httpx.post(stack.rasa_webhook, json=body, timeout=30).status_code == 401
+    wrong = {"Authorization": "Bearer wrong"}
+    assert httpx.post(stack.rasa_webhook, json=body, headers=wrong, timeout=30).status_code == 401
+    assert httpx.get(f"{rasa}/conversations/intruder/tracker", timeout=30).status_code == 401
+    trigger = {"name": "EXTERNAL_handoff_resolved", "entities": {}}
+    assert httpx.post(f"{rasa}/conversations/intruder/trigger_intent", json=trigger, timeout=30).status_code == 401
+    assert httpx.get(f"{rasa}/conversations/intruder/tracker", params={"token": s.rasa_token}, timeout=30).is_success
+    call = {"next_action": "action_check_order_status", "sender_id": "intruder", "tracker": {}, "domain": {}}
+    assert httpx.post(f"{actions}/webhook", json=call, timeout=30).status_code == 401
+    assert httpx.get(f"{actions}/health", timeout=30).status_code == 200
+    assert httpx.post(f"{s.url(s.nlu_port)}/model/parse", json={"text": "hi"}, timeout=30).status_code == 401
+    assert httpx.get(f"{stack.gateway}/metrics", timeout=30).status_code == 401
+    metrics = httpx.get(f"{stack.gateway}/metrics", headers={"Authorization": f"Bearer {s.metrics_token}"}, timeout=30)
+    assert metrics.status_code == 200 and "storebot_refused_inputs" in metrics.text
 
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -315,6 +371,50 @@ def test_browser_customer_asks_for_a_human_agent_claims_replies_resolves(stack: 
             assert "Store bot report" in report and report.count("<svg") == 11
         finally:
             browser.close()
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("database_url", DBS[:1], indirect=True)
+def test_browser_widget_never_shows_the_previous_customers_conversation(stack: Stack) -> None:
+    """Issue 18, finding 2: on a shared computer the stored session belongs to the identity it was opened with."""
+    import os
+
+    from playwright.sync_api import expect, sync_playwright
+
+    chromium = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_context().new_page()  # one browser profile: the shared computer
+            page.set_default_timeout(30_000)
+            log = page.locator("#log")
+
+            def chat_as(query: str, text: str) -> None:
+                page.goto(f"{stack.gateway}/chat{query}")
+                page.fill("#input", text)
+                page.click("#send")
+                expect(log.locator("li.bot").first).to_be_visible(timeout=30_000)
+
+            chat_as("?customer=cust0011", "hello, my name is Alice Example")
+            page.reload()  # the same customer: the conversation continues
+            expect(log).to_contain_text("Alice Example", timeout=30_000)
+            for query in ("?customer=cust0012", "", "?customer=cust0011&sig=0000"):  # another, logged out, re-signed
+                page.goto(f"{stack.gateway}/chat{query}")
+                expect(log.locator("li.bot, li.customer")).to_have_count(0, timeout=5_000)
+                page.wait_for_timeout(1_500)  # the widget has loaded its (new) session by now
+                expect(log).not_to_contain_text("Alice Example")
+            chat_as("?customer=cust0012", "hello, I am Bob Example")
+        finally:
+            browser.close()
+    engine = make_engine(stack.settings.app_db_url)
+    from core.models import ChatMessage, Conversation
+
+    with Session(engine) as s:
+        rows = s.exec(select(Conversation.customer_id, ChatMessage.text).join(
+            ChatMessage, col(ChatMessage.conversation_id) == Conversation.id)).all()  # fmt: skip
+    engine.dispose()
+    owners = {text: customer for customer, text in rows if "Example" in text}
+    assert owners == {"hello, my name is Alice Example": "cust0011", "hello, I am Bob Example": "cust0012"}
 
 
 ANGRY = [

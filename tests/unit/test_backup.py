@@ -157,7 +157,7 @@ def test_upgrade_rehearsal_on_a_filled_copy_keeps_every_row(tmp_path: Path, capl
     fill(app, None)
     _downgrade(app, "0004")  # the database as the release before the monitor shipped
     report = check_upgrade(app)
-    assert (report.revision_before, report.revision_after) == ("0004", "0007")
+    assert (report.revision_before, report.revision_after) == ("0004", "0008")
     assert report.ok and report.rows_before["chat_message"] >= 5 and report.rows_before["behaviour_event"] == 3
     assert all(report.rows_after[t] == n for t, n in report.rows_before.items())
     assert "alert_incident" not in report.rows_before and report.rows_after["alert_silence"] == 0
@@ -175,5 +175,5 @@ def test_upgrade_rehearsal_on_postgresql(pg_url: str) -> None:
     fill(pg_url, None)
     _downgrade(pg_url, "0005")
     report = check_upgrade(pg_url)
-    assert (report.revision_before, report.revision_after) == ("0005", "0007") and report.ok
+    assert (report.revision_before, report.revision_after) == ("0005", "0008") and report.ok
     assert report.rows_after["chat_message"] == report.rows_before["chat_message"] >= 5

@@ -34,6 +34,8 @@ def test_secrets_have_no_defaults() -> None:
         "REDIS_PASSWORD",
         "RABBITMQ_PASSWORD",
         "NLU_TOKEN",
+        "RASA_TOKEN",
+        "ACTION_TOKEN",
         "WEBCHAT_IDENTITY_SECRET",
         "METRICS_TOKEN",
     ):
@@ -41,3 +43,4 @@ def test_secrets_have_no_defaults() -> None:
         assert uses and all(u.startswith(":?") for u in uses), var
     endpoints = yaml.safe_load(Path("docker/endpoints.yml").read_text())
     assert endpoints["lock_store"]["type"] == "redis" and endpoints["event_broker"]["type"] == "pika"
+    assert endpoints["action_endpoint"]["headers"]["Authorization"] == "Bearer ${ACTION_TOKEN}"

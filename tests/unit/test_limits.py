@@ -106,3 +106,80 @@ def test_per_address_limits_on_requests_sessions_and_sign_ins(app_settings, monk
     assert client.get("/health").status_code == 200
     codes = [client.get("/chat").status_code for _ in range(40)]
     assert codes.count(429) > 0 and client.get("/health").status_code == 200  # health is never limited
+
+
+def _serve(app, options: dict) -> Iterator[str]:  # type: ignore[no-untyped-def,type-arg]
+    """Run ``app`` in a real uvicorn server (what `bot.channels serve` runs) on a free port; yields its URL."""
+    import threading
+    import time
+
+    import uvicorn
+
+    from core.stack import free_port
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, **{**options, "port": port}))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.mark.parametrize("trusted", ["", "127.0.0.1"])
+def test_a_forged_x_forwarded_for_does_not_lift_the_limits(app_settings, monkeypatch, trusted: str) -> None:  # type: ignore[no-untyped-def]
+    """Issue 18, finding 3: uvicorn believed X-Forwarded-For from 127.0.0.1, so each new value was a new address."""
+    import httpx
+
+    from bot.channels.__main__ import server_options
+
+    client, _ = _client(app_settings, monkeypatch, RATE_SESSIONS_PER_MINUTE="0.001", RATE_SESSIONS_BURST="2",
+                        TRUSTED_PROXIES=trusted)  # fmt: skip
+    from core import settings
+
+    for url in _serve(client.app, server_options(settings.get_settings(), 0)):
+        codes = [httpx.post(f"{url}/api/chat/sessions", json={}, headers={"X-Forwarded-For": f"203.0.113.{i}"},
+                            timeout=10).status_code for i in range(4)]  # fmt: skip
+    # no trusted proxy: every request is the same client (the peer); a trusted one: each address is its own
+    assert codes == ([201, 201, 429, 429] if not trusted else [201, 201, 201, 201])
+
+
+def test_sign_in_lockout_backs_off_per_account(app_settings) -> None:  # type: ignore[no-untyped-def]
+    """Issue 18, finding 3: wrong passwords from any number of addresses lock the account for a while."""
+    from datetime import timedelta
+
+    from bot.channels import auth
+    from bot.channels.errors import NotAuthenticated
+    from core.models import StaffUser, utcnow
+
+    engine = get_engine()
+    auth.create_user(engine, "sam", "correct horse battery", "agent")
+    lockout = auth.Lockout(failures=3, seconds=30)
+    assert [lockout.duration(n) for n in (2, 3, 4, 5, 40)] == [0, 30, 60, 120, 3600]
+    for _ in range(3):
+        with pytest.raises(NotAuthenticated, match="wrong username or password"):
+            auth.login(engine, "sam", "guess", hours=1, lockout=lockout)
+    with pytest.raises(NotAuthenticated, match="try again in 30 s"):  # even the right password, while locked
+        auth.login(engine, "sam", "correct horse battery", hours=1, lockout=lockout)
+    with Session(engine) as s:
+        user = s.exec(select(StaffUser).where(StaffUser.username == "sam")).one()
+        assert user.failed_logins == 3
+        user.locked_until = utcnow() - timedelta(seconds=1)  # the lock has run out
+        s.add(user)
+        s.commit()
+    with pytest.raises(NotAuthenticated, match="wrong username or password"):
+        auth.login(engine, "sam", "guess again", hours=1, lockout=lockout)  # a 4th failure: locked for 60 s
+    with pytest.raises(NotAuthenticated, match="try again in 60 s"):
+        auth.login(engine, "sam", "correct horse battery", hours=1, lockout=lockout)
+    with Session(engine) as s:
+        user = s.exec(select(StaffUser).where(StaffUser.username == "sam")).one()
+        user.locked_until = None
+        s.add(user)
+        s.commit()
+    auth.login(engine, "sam", "correct horse battery", hours=1, lockout=lockout)
+    with Session(engine) as s:
+        assert s.exec(select(StaffUser).where(StaffUser.username == "sam")).one().failed_logins == 0

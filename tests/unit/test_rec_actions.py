@@ -22,11 +22,13 @@ from recommender.__main__ import import_demo
 from recommender.service import RecommenderService
 
 
-def _tracker(text: str, intent: str = "ask_recommendation", customer: str = "cust0001", **ents: str) -> Tracker:
+def _tracker(
+    text: str, intent: str = "ask_recommendation", customer: str = "cust0001", sender: str = "web-session-1", **ents: str
+) -> Tracker:
     entities = [{"entity": k, "value": v} for k, v in ents.items()]
     return Tracker.from_dict(
         {
-            "sender_id": "web-session-1",
+            "sender_id": sender,
             "slots": {},
             "latest_message": {
                 "text": text,
@@ -93,6 +95,36 @@ def test_forged_or_unknown_product_is_refused(service: RecommenderService) -> No
     assert "didn't get which product" in reply[0]["text"]
     with Session(get_engine()) as s:
         assert not s.exec(select(BehaviourEvent).where(BehaviourEvent.source == "chat")).all()
+
+
+def test_card_buttons_count_only_in_the_conversation_that_was_shown_the_card(service: RecommenderService) -> None:
+    """Issue 18, finding 4: clicks for invented or other conversations' cards were stored and fed CTR and training."""
+    from core.models import RefusedInput
+
+    _, messages = _run(ActionRecommendProducts(), _tracker("anything for me?"))
+    card = _payload(next(m for m in messages if m.get("custom")), "Add to cart")
+    forged = {**card, "rec_request": "rinvented000000"}
+    other = next(p for p in ("CAM-01V", "GAR-01V") if p != card["product_id"])
+    for tracker in (
+        _tracker("", "rec_feedback", **forged),  # a request id never shown
+        _tracker("", "rec_feedback", sender="web-someone-else", **card),  # another conversation replaying it
+        _tracker("", "rec_feedback", **{**card, "product_id": other}),  # a product that was not on the card
+    ):
+        _, reply = _run(ActionRecommendationFeedback(), tracker)
+        assert "isn't from this chat" in reply[0]["text"]
+    with Session(get_engine()) as s:
+        assert not s.exec(select(BehaviourEvent).where(BehaviourEvent.source == "chat")).all()
+        assert [r.kind for r in s.exec(select(RefusedInput))] == ["rec_feedback_not_shown"] * 3
+    _, reply = _run(ActionRecommendationFeedback(), _tracker("", "rec_feedback", **card))
+    assert "Added to your cart" in reply[0]["text"]
+
+
+@pytest.mark.parametrize("raw", ["nan", "1e999", "-5", "0", "inf"])
+def test_a_price_limit_that_is_no_number_is_no_limit(service: RecommenderService, raw: str) -> None:
+    """Issue 18, finding 8: "under $inf" was printed."""
+    assert constraints_from("under " + raw, [{"entity": "max_price", "value": raw}], []).max_price is None
+    _, messages = _run(ActionRecommendProducts(), _tracker("anything under " + raw, max_price=raw))
+    assert "$inf" not in messages[0]["text"] and "$nan" not in messages[0]["text"] and "under $" not in messages[0]["text"]
 
 
 def test_limits_from_the_message_and_nothing_found(service: RecommenderService) -> None:

@@ -29,13 +29,20 @@ def test_a_deployment_needs_each_services_secrets() -> None:
         require_secrets(Settings(**exposed), "nlu")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="METRICS_TOKEN is shorter than 16"):
         require_secrets(Settings(**exposed, webchat_identity_secret=STRONG, metrics_token="short"), "gateway")  # type: ignore[arg-type]
-    require_secrets(Settings(**exposed, webchat_identity_secret=STRONG, metrics_token=STRONG), "gateway")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="RASA_TOKEN is not set"):
+        require_secrets(Settings(**exposed, webchat_identity_secret=STRONG, metrics_token=STRONG), "gateway")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="ACTION_TOKEN is not set"):
+        require_secrets(Settings(**exposed), "actions")  # type: ignore[arg-type]
+    require_secrets(Settings(**exposed, webchat_identity_secret=STRONG, metrics_token=STRONG, rasa_token=STRONG),  # type: ignore[arg-type]
+                    "gateway")  # fmt: skip
     require_secrets(Settings(**exposed, nlu_token=STRONG), "nlu")  # type: ignore[arg-type]
+    require_secrets(Settings(**exposed, action_token=STRONG), "actions")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(("module", "args", "missing"), [
     ("bot.channels", ["serve"], "WEBCHAT_IDENTITY_SECRET"),
     ("nlu.server", [], "NLU_TOKEN"),
+    ("bot.action_server", [], "ACTION_TOKEN"),
 ])  # fmt: skip
 def test_services_stop_at_start_up_with_the_message(module: str, args: list[str], missing: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
     env = {"HOST": "0.0.0.0", "VAR_DIR": str(tmp_path), "PATH": "/usr/bin:/bin", "PYTHONPATH": "."}

@@ -1,16 +1,21 @@
-// Store web chat widget. The session token lives in localStorage (a reload continues the same
-// conversation); new messages arrive by long polling with the last id seen, so a dropped network
-// loses nothing and shows nothing twice. All text is set with textContent: never parsed as HTML.
+// Store web chat widget. The session token lives in localStorage together with the identity the page
+// was opened with (?customer= and sig=): a reload continues the same conversation, while a page opened
+// for another customer, or without one after a logout, starts a new session and never shows the
+// previous customer's transcript (shared computers). New messages arrive by long polling with the
+// last id seen, so a dropped network loses nothing and shows nothing twice. All text is set with
+// textContent: never parsed as HTML.
 "use strict";
 (function () {
-  const KEY = "storebot.token";
+  const KEY = "storebot.session";
   const params = new URLSearchParams(location.search);
+  const identity = JSON.stringify([params.get("customer") || "", params.get("sig") || ""]);
   const log = document.getElementById("log");
   const input = document.getElementById("input");
   const form = document.getElementById("form");
   const typing = document.getElementById("typing");
   const banner = document.getElementById("banner");
-  let token = localStorage.getItem(KEY);
+  localStorage.removeItem("storebot.token");  // the widget's older format: a token bound to nobody
+  let token = storedToken();
   let lastId = 0;
   let waitingForBot = false;
   let agentTyping = false;
@@ -33,13 +38,22 @@
     return r.json();
   }
 
+  function storedToken() {
+    try {
+      const saved = JSON.parse(localStorage.getItem(KEY) || "null");
+      if (saved && saved.identity === identity && typeof saved.token === "string") return saved.token;
+    } catch (_) { /* unreadable: start afresh */ }
+    localStorage.removeItem(KEY);  // another customer's (or nobody's) session: never reused
+    return null;
+  }
+
   async function newSession() {
     const body = {};
     if (params.get("customer")) body.customer_id = params.get("customer");
     if (params.get("sig")) body.signature = params.get("sig");
     const s = await api("POST", "/api/chat/sessions", body);
     token = s.token;
-    localStorage.setItem(KEY, token);
+    localStorage.setItem(KEY, JSON.stringify({ token, identity }));
     log.replaceChildren();
     lastId = 0;
   }
