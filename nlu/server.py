@@ -21,7 +21,9 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from pydantic import BaseModel, Field
 
+from core import http_errors
 from core.asgi import BodyLimit
+from core.http_errors import MAX_JSON_DEPTH, PayloadStr, UnicodeStr
 from core.pii import setup_logging
 from nlu.errors import NLUError
 from nlu.predict import Predictor
@@ -34,18 +36,22 @@ KEEP_ALIVE_S = 75
 
 
 class ParseRequest(BaseModel):
-    """Rasa's request body (it also sends ``message_id``, the sender id)."""
+    """Rasa's request body (it also sends ``message_id``, the sender id).
 
-    text: str = Field(max_length=MAX_TEXT_CHARS)
-    message_id: str | None = None
-    token: str | None = None
+    Texts are valid Unicode, and a payload's JSON (``/intent{...}``, read by ``nlu.payload``) nests
+    at most 32 levels: ``json.loads`` recurses, and near 1,000 levels failed with RecursionError.
+    """
+
+    text: PayloadStr = Field(max_length=MAX_TEXT_CHARS)
+    message_id: UnicodeStr | None = None
+    token: UnicodeStr | None = None
 
 
 class BatchRequest(BaseModel):
     """Many texts at once (the monitoring job)."""
 
-    texts: list[str] = Field(min_length=1, max_length=MAX_BATCH)
-    token: str | None = None
+    texts: list[PayloadStr] = Field(min_length=1, max_length=MAX_BATCH)
+    token: UnicodeStr | None = None
 
 
 def _check_token(expected: str, *given: str | None) -> None:
@@ -70,7 +76,8 @@ def create_app(load: Callable[[], Predictor], *, token: str = "") -> FastAPI:
         yield
 
     app = FastAPI(title="store-bot NLU", version="1", lifespan=lifespan)
-    app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
+    app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES, max_json_depth=MAX_JSON_DEPTH)
+    http_errors.install(app)  # 422 that never echoes the input (FastAPI's own failed on inf and lone surrogates)
 
     def predictor() -> Predictor:
         if "predictor" not in state:

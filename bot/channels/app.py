@@ -17,11 +17,13 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import DBAPIError
 
 from bot.channels import console, web
+from bot.channels.auth import Lockout
 from bot.channels.conversations import ChatService
 from bot.channels.errors import BadMessage, Forbidden, NotAuthenticated
 from bot.channels.limits import Rate, RateLimited
 from bot.channels.metrics import instrument
 from bot.channels.rasa_client import RasaClient
+from core import http_errors
 from core.asgi import BodyLimit
 from core.db import get_engine
 from core.handoff import HandoffConflict, HandoffNotFound, InvalidTransition, NotYourHandoff
@@ -42,11 +44,12 @@ def build_service(settings: Settings, rasa: RasaClient | None = None) -> ChatSer
     """The chat service for these settings (Slack attaches itself in :func:`create_app`)."""
     return ChatService(
         engine=get_engine(settings.app_db_url),
-        rasa=rasa or RasaClient(settings.rasa_urls),
+        rasa=rasa or RasaClient(settings.rasa_urls, token=settings.rasa_token),
         public_url=settings.public_base_url,
         negative_score=settings.handoff_negative_score,
         handoff_timeout=timedelta(seconds=settings.handoff_timeout_seconds),
         identity_secret=settings.webchat_identity_secret,
+        proof_key=settings.rasa_token,
         redactor=build_redactor(settings.pii_redact, settings.pii_patterns),
         customer_rate=Rate(settings.rate_customer_per_minute, settings.rate_customer_burst),
     )
@@ -87,7 +90,13 @@ def create_app(settings: Settings | None = None, service: ChatService | None = N
     app.include_router(web.router(service, typing))
     secure = settings.public_base_url.startswith("https://")
     app.include_router(
-        console.router(service, typing, session_hours=settings.staff_session_hours, secure_cookies=secure)
+        console.router(
+            service,
+            typing,
+            session_hours=settings.staff_session_hours,
+            secure_cookies=secure,
+            lockout=Lockout(settings.login_lockout_failures, settings.login_lockout_seconds),
+        )
     )
     if settings.slack_bot_token and settings.slack_signing_secret:
         from bot.channels.slack import attach_slack
@@ -108,6 +117,7 @@ def create_app(settings: Settings | None = None, service: ChatService | None = N
 
     for kind, code in STATUS.items():
         app.add_exception_handler(kind, _handler(code))
+    http_errors.install(app)  # 422 that never echoes the input (FastAPI's own failed on inf and lone surrogates)
 
     @app.exception_handler(DBAPIError)
     def database_down(request: Request, exc: DBAPIError) -> Response:
@@ -157,7 +167,9 @@ def create_app(settings: Settings | None = None, service: ChatService | None = N
         response.headers.setdefault("Content-Security-Policy", csp)
         return response
 
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)  # outermost: before anything reads
+    # outermost: before anything reads; Slack's bodies are checked after their signature (bot.channels.slack)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, max_json_depth=http_errors.MAX_JSON_DEPTH,
+                       depth_exempt=("/slack/",))  # fmt: skip
     return app
 
 

@@ -199,7 +199,7 @@ class ChatService:
         """
         self.limiter.check(f"customer:{conv.customer_id or conv.id}", self.customer_rate, "messages")
         raw = (text or "").strip()
-        text = self.redactor.redact(raw)
+        text = self.redactor.redact_continuation(self._last_customer_text(conv.id), raw)  # a card split in two
         if payload is not None:
             payload = _checked_payload(self.redactor.redact(payload.strip()))
         if len(text) > MAX_TEXT:
@@ -238,6 +238,17 @@ class ChatService:
             new += self._after_bot_turn(conv, mine)
         self._push(conv, new[1:])
         return new
+
+    def _last_customer_text(self, conversation_id: str) -> str:
+        """The conversation's latest stored (masked) customer message, or ""."""
+        with self._session() as s:
+            last = s.exec(
+                select(ChatMessage.text)
+                .where(ChatMessage.conversation_id == conversation_id, ChatMessage.role == "customer")
+                .order_by(col(ChatMessage.id).desc())
+                .limit(1)
+            ).first()
+        return last or ""
 
     def _metadata(self, conv: Conversation, raw_text: str) -> dict[str, Any]:
         """What Rasa's actions may trust about the turn (only the gateway can reach Rasa's REST channel).

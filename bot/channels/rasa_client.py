@@ -56,7 +56,7 @@ class RasaClient:
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:  # never reached Rasa: the next worker
                 log.warning("Rasa at %s refused %s %s (%s)", base, method, path, exc.__class__.__name__)
                 failure = exc
-            except (httpx.HTTPError, ValueError) as exc:
+            except (httpx.HTTPError, ValueError, RecursionError) as exc:  # RecursionError: absurdly deep JSON
                 status = exc.response.status_code if isinstance(exc, httpx.HTTPStatusError) else ""
                 log.warning("Rasa %s %s failed: %s %s", method, path, exc.__class__.__name__, status)  # no URL: token
                 failure = exc

@@ -11,21 +11,28 @@ One slack-bolt app (manifest: ``bot/channels/slack_manifest.yml``) behind ``POST
   reaches the customer; customer messages of an active handoff are copied into the thread.
   Slack users act as the staff account whose ``slack_user_id`` they are.
 
-Bolt verifies every request's signature and timestamp (forged or stale: 401). Slack redelivers an
-event it thinks was lost (``X-Slack-Retry-Num``); each ``event_id`` is acted on once (table
-``slack_event``), so a retry never makes the bot answer twice.
+Every request's signature and timestamp are checked over the raw body before anything reads it
+(forged, stale or unsigned: 401, whatever the body); a signed body that is not UTF-8, not a JSON
+object or nested deeper than 64 levels gets 400; only then does bolt parse and dispatch it (and
+check the signature once more). Slack redelivers an event it thinks was lost
+(``X-Slack-Retry-Num``); each ``event_id`` is acted on once (table ``slack_event``), so a retry
+never makes the bot answer twice.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 import re
+import time
 from typing import Any
+from urllib.parse import parse_qsl
 
 import anyio
 from fastapi import FastAPI, Request
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 from slack_bolt import Ack, App, BoltResponse
 from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_response
 from slack_sdk import WebClient
@@ -34,9 +41,10 @@ from sqlmodel import Session, select
 
 from bot.channels.auth import staff_by_slack_id
 from bot.channels.conversations import ChatService, HandoffSummary
-from bot.channels.errors import ChannelError
+from bot.channels.errors import BadMessage, ChannelError
 from core.errors import CoreError
 from core.handoff import Change
+from core.http_errors import json_too_deep, valid_unicode
 from core.models import ChatMessage, Conversation, Handoff, SlackEvent
 from core.settings import Settings
 from monitoring.sinks import acknowledge
@@ -44,6 +52,71 @@ from monitoring.sinks import acknowledge
 log = logging.getLogger(__name__)
 MAX_SLACK_TEXT = 3000
 NOT_LINKED = "your Slack account is not linked to a support agent account (ask an admin: add-user --slack-user-id)."
+MAX_CLOCK_SKEW_S = 300  # Slack's advice (and bolt's): older or newer timestamps are replays
+MAX_SLACK_JSON_DEPTH = 64  # Slack's own payloads (blocks in messages and views) nest about 12 levels
+NOT_UNICODE = "the message is not valid Unicode"
+
+
+class BadSlackRequest(ChannelError):
+    """A correctly signed request whose body cannot be read (not UTF-8, not a JSON object, nested too deep)."""
+
+
+def signature_ok(secret: str, body: bytes, timestamp: str | None, signature: str | None, now: float) -> bool:
+    """Whether ``signature`` is Slack's ``v0`` HMAC-SHA256 of ``body`` at a ``timestamp`` close to ``now``.
+
+    Computed over the raw bytes, before anything decodes or parses them; any malformed header is
+    simply not a valid signature (never an exception).
+
+    Args:
+        secret: The app's signing secret.
+        body: The raw request body.
+        timestamp: The ``X-Slack-Request-Timestamp`` header (Unix seconds).
+        signature: The ``X-Slack-Signature`` header (``v0=<hex>``).
+        now: The current Unix time.
+
+    Returns:
+        True for a genuine, fresh request.
+    """
+    if not timestamp or not signature or not secret:
+        return False
+    if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12) or not signature.isascii():
+        return False
+    if abs(now - int(timestamp)) > MAX_CLOCK_SKEW_S:
+        return False
+    digest = hmac.new(secret.encode(), b"v0:" + timestamp.encode() + b":" + body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(f"v0={digest}".encode(), signature.encode())
+
+
+def check_slack_body(body: bytes, content_type: str) -> None:
+    """Check that a signed body is one bolt can read.
+
+    Mirrors how bolt parses (JSON when the type says so or it starts with ``{``; else a form,
+    whose ``payload`` field is JSON), so a body passing here parses the same way there.
+
+    Raises:
+        BadSlackRequest: not UTF-8, not JSON where JSON is due, nested too deep, or not an object.
+    """
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadSlackRequest("the body is not UTF-8") from exc
+    if not text:
+        return
+    if content_type.split(";")[0].strip().lower() == "application/json" or text.startswith("{"):
+        document: str | None = text
+    elif "payload" in text:
+        document = dict(parse_qsl(text, keep_blank_values=True)).get("payload")
+    else:
+        document = None  # a plain form: bolt reads its fields as they are
+    if document is not None:
+        if json_too_deep(document, MAX_SLACK_JSON_DEPTH):
+            raise BadSlackRequest(f"the body's JSON nests deeper than {MAX_SLACK_JSON_DEPTH} levels")
+        try:
+            data = json.loads(document)
+        except (ValueError, RecursionError) as exc:
+            raise BadSlackRequest("the body is not valid JSON") from exc
+        if not isinstance(data, dict):
+            raise BadSlackRequest("the body is not a JSON object")
 
 
 def first_time(service: ChatService, event_id: str | None) -> bool:
@@ -211,6 +284,8 @@ def _customer_turn(service: ChatService, team: str, event: dict[str, Any], text:
     conv = service.ensure_conversation(f"slack-{team}-{event['user']}", channel="slack", customer_id=None,
                                        external_ref=str(event["channel"]))  # fmt: skip
     try:
+        if not valid_unicode(text) or (payload is not None and not valid_unicode(payload)):
+            raise BadMessage(NOT_UNICODE)  # a lone surrogate: no database, Rasa or Slack would take it
         service.customer_says(conv, text, payload)  # replies go out through the Slack outbox
     except (ChannelError, CoreError) as exc:  # empty, too long, reserved: the customer is told why
         note = ChatMessage(conversation_id=conv.id, role="system", text=f"Not sent: {exc}")
@@ -243,8 +318,11 @@ def _staff_reply(service: ChatService, client: WebClient, event: dict[str, Any])
     if staff is None:
         client.chat_postEphemeral(channel=event["channel"], user=event["user"], text=f"Not sent: {NOT_LINKED}")
         return
+    text = str(event.get("text") or "")
     try:
-        service.agent_says(handoff.id, staff.username, str(event.get("text") or ""), override=staff.role == "admin")
+        if not valid_unicode(text):
+            raise BadMessage(NOT_UNICODE)
+        service.agent_says(handoff.id, staff.username, text, override=staff.role == "admin")
     except (ChannelError, CoreError) as exc:  # not claimed, closed, empty: the agent is told why
         client.chat_postEphemeral(channel=event["channel"], user=event["user"], text=f"Not sent: {exc}")
 
@@ -253,9 +331,21 @@ def attach_slack(app: FastAPI, service: ChatService, settings: Settings, client:
     """Mount ``POST /slack/events`` (events, interactivity and URL verification) on the gateway."""
     bolt = build_slack_app(service, settings, client)
 
+    secret = settings.slack_signing_secret
+
     @app.post("/slack/events", include_in_schema=False)
     async def slack_events(request: Request) -> Response:
         body = await request.body()
+        headers = request.headers
+        if not signature_ok(secret, body, headers.get("x-slack-request-timestamp"), headers.get("x-slack-signature"),
+                            time.time()):  # fmt: skip
+            log.warning("Slack request refused: missing, wrong or stale signature")  # never the body
+            return JSONResponse({"detail": "invalid or missing Slack signature"}, status_code=401)
+        try:
+            check_slack_body(body, headers.get("content-type", ""))
+        except BadSlackRequest as exc:
+            log.warning("signed Slack request refused: %s", exc)
+            return JSONResponse({"detail": str(exc)}, status_code=400)
         response: BoltResponse = await anyio.to_thread.run_sync(bolt.dispatch, to_bolt_request(request, body))
         return to_starlette_response(response)
 

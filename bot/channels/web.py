@@ -25,6 +25,7 @@ from sqlmodel import Session
 from bot.channels.conversations import ChatService, message_public
 from bot.channels.errors import NotAuthenticated
 from core.handoff import active_handoff, queue_position
+from core.http_errors import PayloadStr, UnicodeStr
 from core.models import Conversation
 
 STATIC = Path(__file__).parent / "static"
@@ -38,15 +39,20 @@ POLL_INTERVAL = 0.3
 class SessionIn(BaseModel):
     """A new chat: optionally who the shop says the customer is (signed unless in demo mode)."""
 
-    customer_id: str | None = Field(default=None, max_length=64)
-    signature: str | None = Field(default=None, max_length=128)
+    customer_id: UnicodeStr | None = Field(default=None, max_length=64)
+    signature: UnicodeStr | None = Field(default=None, max_length=128)
 
 
 class MessageIn(BaseModel):
-    """A customer message: typed text, or a button's title and payload."""
+    """A customer message: typed text, or a button's title and payload.
 
-    text: str = Field(default="", max_length=2000)
-    payload: str | None = Field(default=None, max_length=2000)
+    Both must be valid Unicode, and a payload (``/intent{...}``; typed text that starts with ``/``
+    is checked the same way) may nest its JSON at most 32 levels deep: Rasa and the NLU service
+    parse that JSON recursively (RecursionError near 1,000 levels, which 2,000 characters reach).
+    """
+
+    text: PayloadStr = Field(default="", max_length=2000)
+    payload: PayloadStr | None = Field(default=None, max_length=2000)
 
 
 class Typing:

@@ -13,6 +13,7 @@ import pytest
 from benchmarks.scratch_pg import fresh_pg_database, postgres_available
 from core.internal_tokens import with_internal_tokens
 from core.settings import ROOT, Settings
+from core.shop import proof_digests
 from core.stack import Service, free_port, stop_all, up
 from tests.unit.slack_mock import SlackMock
 
@@ -100,8 +101,10 @@ class Stack:
         return {"Authorization": f"Bearer {self.settings.rasa_token}"}
 
     def say(self, sender: str, message: str, metadata: dict[str, Any] | None = None) -> list[dict]:
-        """One user turn over Rasa's REST channel (as the gateway sends it); returns the bot's messages."""
-        body = {"sender": sender, "message": message, "metadata": metadata or {}}
+        """One user turn over Rasa's REST channel (as the gateway sends it, with the text's ownership proof);
+        returns the bot's messages."""
+        proof = proof_digests(message, self.settings.rasa_token).to_metadata()
+        body = {"sender": sender, "message": message, "metadata": {"proof": proof, **(metadata or {})}}
         r = httpx.post(self.rasa_webhook, json=body, headers=self.rasa_auth, timeout=60)
         r.raise_for_status()
         return r.json()

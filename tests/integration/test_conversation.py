@@ -41,14 +41,19 @@ def test_multi_turn_conversation_is_answered_and_stored(stack: Stack) -> None:
     sender = f"it-{uuid.uuid4().hex[:8]}"
     assert "store assistant" in stack.texts(sender, "hello")
     reply = stack.texts(sender, "where is my order 100234?")
+    assert "email address" in reply and "100234" in reply and "UPS" not in reply  # whose order is it?
+    reply = stack.texts(sender, "ana@example.com")
     assert "100234" in reply and "on its way with UPS" in reply
     assert "What's your order number?" in stack.texts(sender, "can you track my order")
-    assert "was delivered" in stack.texts(sender, "it's 100235")
+    assert "postcode" in stack.texts(sender, "it's 100235")
+    assert "was delivered" in stack.texts(sender, "SW1A 1AA")
+    signed_in = {"customer_id": "c-ana", "customer_verified": True}  # the shop signed Ana's web session
+    assert "was delivered" in "\n".join(m.get("text", "") for m in stack.say(sender, "and order 100235?", signed_in))
     reply = stack.texts(sender, "I want to talk to a human agent")
     assert "request #" in reply and "queue" in reply
 
-    turns = _turns(stack, sender, 5)
-    assert [t.intent for t in turns][:3] == ["greet", "track_order", "track_order"]
+    turns = _turns(stack, sender, 8)
+    assert [t.intent for t in turns][:2] == ["greet", "track_order"] and turns[3].intent == "track_order"
     assert turns[-1].intent == "contact_human_agent"
     assert all(t.sentiment in {"negative", "neutral", "positive"} and t.confidence for t in turns)
     assert '"order_id"' in turns[1].entities and turns[1].channel == "rest"
@@ -231,17 +236,21 @@ def test_handoff_to_a_person_and_back_through_the_gateway(stack: Stack) -> None:
     assert (rating.rating, rating.handoff_id) == (5, handoff.id) and steps == ["queued", "claimed", "resolved"]
 
 
+@pytest.mark.parametrize("database_url", DBS[:1], indirect=True)
 def test_customers_see_only_what_is_theirs_through_the_gateway(stack: Stack) -> None:
     """Issue 18: orders, ratings and card clicks belong to the conversation; commands are the bot's buttons."""
     web = httpx.Client(base_url=stack.gateway, timeout=60)
-    token = web.post("/api/chat/sessions", json={}).json()["token"]  # an anonymous visitor
-    me = {"Authorization": f"Bearer {token}"}
+    me: dict[str, str] = {}
+
+    def new_visitor() -> None:  # anonymous; a new one now and then (the per-customer limit is 10 at once)
+        me["Authorization"] = "Bearer " + web.post("/api/chat/sessions", json={}).json()["token"]
 
     def say(text: str, payload: str | None = None) -> str:
         r = web.post("/api/chat/messages", json={"text": text, "payload": payload}, headers=me)
         assert r.status_code == 200, r.text
         return "\n".join(m["text"] for m in r.json()["messages"] if m["role"] != "customer")
 
+    new_visitor()
     asked = say("where is my order 100236?")
     assert "email address" in asked and "Espresso" not in asked
     wrong = say("ana@example.com")  # somebody else's email
@@ -251,6 +260,7 @@ def test_customers_see_only_what_is_theirs_through_the_gateway(stack: Stack) -> 
     for forged in ('/inform{"order_id":"100239"}', "/restart", "/session_start", "/EXTERNAL_handoff_resolved"):
         r = web.post("/api/chat/messages", json={"text": "x", "payload": forged}, headers=me)
         assert r.status_code == 422 and "button" in r.json()["detail"], forged
+    new_visitor()
     assert "Wireless headphones" not in say('/inform{"order_id":"100239"}')  # typed: text, not a command
     assert "nothing to rate" in say("1", payload='/csat{"rating":"1"}')
     card = '/rec_feedback{"product_id":"CAM-01V","rec_action":"cart","rec_request":"rforged0000000"}'
@@ -266,6 +276,7 @@ def test_customers_see_only_what_is_theirs_through_the_gateway(stack: Stack) -> 
     assert {"csat_not_due", "rec_feedback_not_shown", "order_proof_failed"} <= kinds
 
 
+@pytest.mark.parametrize("database_url", DBS[:1], indirect=True)
 def test_internal_services_want_their_tokens(stack: Stack) -> None:
     """Issue 18, finding 7: Rasa's API and REST channel, the action server, the NLU service and /metrics."""
     s = stack.settings

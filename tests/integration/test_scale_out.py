@@ -10,6 +10,8 @@ one stack.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import signal
 import socket
@@ -37,6 +39,7 @@ from tests.integration.conftest import Stack, running_stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.postgres]
 REDIS_DB = 9  # our lock store's database on the shared Redis
+IDENTITY_SECRET = "scale-out-identity-secret"  # the shop signs its customers (orders are shown to their owner)
 SORRY = "can't answer right now"
 
 
@@ -76,7 +79,7 @@ class Cluster:
     def customer(self, worker: int | None = None) -> Customer:
         """A new web-chat customer; with ``worker``, one whose conversation the gateway sends to that Rasa worker."""
         while True:
-            c = Customer(self.stack.gateway)
+            c = Customer(self.stack.gateway, self.stack.settings.webchat_identity_secret)
             if worker is None or zlib.crc32(c.conversation_id.encode()) % 2 == worker:
                 return c
 
@@ -89,11 +92,12 @@ class Cluster:
 
 
 class Customer:
-    """One web-chat conversation through the gateway."""
+    """One web-chat conversation through the gateway, signed in by the shop as Ana (whose order is 100234)."""
 
-    def __init__(self, gateway: str) -> None:
+    def __init__(self, gateway: str, identity_secret: str) -> None:
         self.http = httpx.Client(base_url=gateway, timeout=90)
-        r = self.http.post("/api/chat/sessions", json={})
+        sig = hmac.new(identity_secret.encode(), b"c-ana", hashlib.sha256).hexdigest()
+        r = self.http.post("/api/chat/sessions", json={"customer_id": "c-ana", "signature": sig})
         r.raise_for_status()
         self.conversation_id = r.json()["conversation_id"]
         self.http.headers["Authorization"] = f"Bearer {r.json()['token']}"
@@ -123,7 +127,7 @@ def cluster(
             rasa_workers=2, rasa_port=free_ports_in_a_row(2),
             lock_store_url=f"redis://127.0.0.1:{proxies['redis'].port}/{REDIS_DB}",
             event_broker_url=f"amqp://guest:guest@127.0.0.1:{proxies['amqp'].port}/%2F", event_broker_queue=queue,
-            monitor_reconcile_seconds=5,
+            monitor_reconcile_seconds=5, webchat_identity_secret=IDENTITY_SECRET,
         ):  # fmt: skip
             yield Cluster(stack, proxies["pg"], proxies["redis"], proxies["amqp"], direct_url)
     for proxy in proxies.values():
@@ -253,7 +257,15 @@ def test_no_secret_or_personal_data_reaches_the_logs_or_the_tracker(cluster: Clu
         assert cluster.count("SELECT count(*) FROM chat_message WHERE text LIKE :p", p=f"%{raw}%") == 0
         assert cluster.count("SELECT count(*) FROM turn WHERE text LIKE :p", p=f"%{raw}%") == 0
     settings = cluster.stack.settings
-    secrets = [settings.nlu_token, settings.slack_signing_secret, settings.slack_bot_token]
+    secrets = [
+        settings.nlu_token,
+        settings.slack_signing_secret,
+        settings.slack_bot_token,
+        settings.rasa_token,
+        settings.action_token,
+        settings.metrics_token,
+        IDENTITY_SECRET,
+    ]
     logs = {p.name: p.read_text(errors="replace") for p in (settings.var_dir / "logs").glob("*.log")}
     assert {"gateway.log", "rasa.log", "rasa-2.log", "nlu.log", "actions.log", "worker.log"} <= set(logs)
     for name, content in logs.items():

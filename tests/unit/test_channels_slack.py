@@ -6,6 +6,8 @@ Slack signs them. Rasa is the in-process fake of ``rasa_fake``.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import time
 from typing import Any
@@ -175,3 +177,65 @@ def test_the_risk_team_acknowledges_an_alert_in_slack(slack) -> None:  # type: i
     with Session(service.engine) as s:
         row = s.get(AlertIncident, incident_id)
     assert row is not None and (row.acked_by, row.ack_via) == ("ann", "slack")
+
+
+DEEP = b"[" * 5000 + b"]" * 5000
+BAD_BODIES = [
+    (b"not json at all", "application/json"),
+    (b"\xff\xfe not UTF-8", "application/json"),
+    (b"[1, 2]", "application/json"),
+    (b"{", "application/json"),
+    (b'{"type": "event_callback", "event": ' + DEEP + b"}", "application/json"),
+    (b"payload=%7Bnot-json", "application/x-www-form-urlencoded"),
+    (b"payload=%5B1%5D", "application/x-www-form-urlencoded"),
+    (b"payload=" + b"%5B" * 5000 + b"%5D" * 5000, "application/x-www-form-urlencoded"),
+]
+
+
+def _sign(body: bytes, stamp: str) -> str:
+    """Slack's v0 signature over raw bytes (``SignatureVerifier`` only signs text)."""
+    return "v0=" + hmac.new(SECRET.encode(), b"v0:" + stamp.encode() + b":" + body, hashlib.sha256).hexdigest()
+
+
+def _raw_post(client: TestClient, body: bytes, content_type: str, headers: dict[str, str]) -> Any:
+    return client.post("/slack/events", content=body, headers={"Content-Type": content_type, **headers})
+
+
+def test_unsigned_or_forged_requests_are_401_whatever_the_body(slack) -> None:  # type: ignore[no-untyped-def]
+    client, mock, fake, _ = slack
+    now, old = str(int(time.time())), str(int(time.time()) - 600)
+    for body, content_type in BAD_BODIES:
+        for headers in [
+            {},  # unsigned
+            {"X-Slack-Request-Timestamp": now},
+            {"X-Slack-Request-Timestamp": now, "X-Slack-Signature": "v0=" + "0" * 64},  # forged
+            {"X-Slack-Request-Timestamp": "not-a-number", "X-Slack-Signature": _sign(body, "not-a-number")},
+            {"X-Slack-Request-Timestamp": "9" * 5000, "X-Slack-Signature": "v0=x"},
+            {"X-Slack-Request-Timestamp": old, "X-Slack-Signature": _sign(body, old)},  # stale
+        ]:
+            r = _raw_post(client, body, content_type, headers)
+            assert r.status_code == 401, (body[:30], headers, r.text)
+            assert r.json()["detail"] == "invalid or missing Slack signature"
+    assert fake.received == [] and mock.called("chat.postMessage") == []
+
+
+def test_a_signed_malformed_body_is_400(slack, caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[no-untyped-def]
+    client, _, fake, _ = slack
+    stamp = str(int(time.time()))
+    for body, content_type in BAD_BODIES:
+        with caplog.at_level("INFO"):
+            r = _raw_post(client, body, content_type,
+                          {"X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": _sign(body, stamp)})  # fmt: skip
+        assert r.status_code == 400, (body[:30], r.text)
+        assert r.json()["detail"].startswith("the body")
+    logged = "\n".join(rec.getMessage() for rec in caplog.records)
+    assert "not json at all" not in logged and "not-json" not in logged and "[[[" not in logged  # bodies: never
+    assert fake.received == []
+
+
+def test_a_slack_message_with_a_lone_surrogate_is_refused_with_a_note(slack) -> None:  # type: ignore[no-untyped-def]
+    client, mock, fake, _ = slack
+    assert _dm(client, "hello \ud800 there", "EvU1").status_code == 200  # json.dumps writes it as \\ud800
+    posts = mock.wait_for("chat.postMessage", 1)
+    assert posts[0]["channel"] == "DCUST" and posts[0]["text"] == "Not sent: the message is not valid Unicode"
+    assert fake.received == []

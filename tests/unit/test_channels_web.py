@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import re
 from datetime import timedelta
 from typing import Any
@@ -65,7 +66,9 @@ def test_a_conversation_survives_a_reload_and_stays_private(gateway) -> None:  #
     alice = _customer(client, customer_id="cust0001")
     said = _say(client, alice, "hello")
     assert [(m["role"], m["text"]) for m in said] == [("customer", "hello"), ("bot", "bot heard: hello")]
-    assert fake.received[-1][2] == {"channel": "web", "customer_id": "cust0001"}
+    no_proof = {"email": [], "postcode": []}
+    assert fake.received[-1][2] == {"channel": "web", "customer_id": "cust0001", "customer_verified": False,
+                                    "proof": no_proof}  # demo mode: an unsigned id is not verified  # fmt: skip
     again = client.get("/api/chat/messages", params={"after": 0}, headers=alice).json()["messages"]  # a reload
     assert [m["id"] for m in again] == [m["id"] for m in said]
     assert client.get("/api/chat/messages", params={"after": said[-1]["id"]}, headers=alice).json()["messages"] == []
@@ -81,8 +84,12 @@ def test_a_conversation_survives_a_reload_and_stays_private(gateway) -> None:  #
     [
         ({"text": "   "}, 422, "empty"),
         ({"text": "x" * 2001}, 422, "at most 2000"),
-        ({"text": "resolve", "payload": "/EXTERNAL_handoff_resolved"}, 422, "reserved"),
-        ({"text": "b", "payload": "not-a-payload"}, 422, "starts with /"),
+        ({"text": "resolve", "payload": "/EXTERNAL_handoff_resolved"}, 422, "not one of the bot's buttons"),
+        ({"text": "b", "payload": "not-a-payload"}, 422, "not one of the bot's buttons"),
+        ({"text": "restart", "payload": "/restart"}, 422, "not one of the bot's buttons"),  # issue 18, finding 8
+        ({"text": "x", "payload": "/session_start"}, 422, "not one of the bot's buttons"),
+        ({"text": "x", "payload": '/inform{"order_id":"100239"}'}, 422, "not one of the bot's buttons"),
+        ({"text": "///"}, 422, "empty"),
     ],
 )
 def test_bad_customer_messages(gateway, body: dict[str, str], status: int, detail: str) -> None:  # type: ignore[no-untyped-def]
@@ -354,3 +361,156 @@ def test_a_database_outage_is_a_503_with_a_message(app_settings) -> None:  # typ
     r = client.post("/api/chat/sessions", json={})
     assert r.status_code == 503 and r.headers["Retry-After"] == "5"
     assert "send that again" in r.json()["detail"]
+
+
+def _raw(client: TestClient, path: str, body: str | bytes, who: dict[str, str] | None = None) -> Any:
+    return client.post(path, content=body, headers={**(who or {}), "Content-Type": "application/json"})
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "msg"),
+    [
+        ("/api/chat/messages", '{"text": 1e400}', "Input should be a valid string"),
+        ("/api/chat/messages", '{"text": -1e400, "payload": 1e400}', "Input should be a valid string"),
+        ("/api/chat/messages", '{"text": "a\\ud800b"}', "text is not valid Unicode"),
+        ("/api/chat/messages", '{"text": "hi", "payload": "/greet\\udfff"}', "payload is not valid Unicode"),
+        ("/api/chat/sessions", '{"customer_id": 1e400}', "Input should be a valid string"),
+        ("/api/chat/sessions", '{"customer_id": "a\\ud800b"}', "customer_id is not valid Unicode"),
+        ("/api/chat/sessions", '{"customer_id": "c1", "signature": "\\ud800"}', "signature is not valid Unicode"),
+    ],
+)
+def test_out_of_range_numbers_and_lone_surrogates_are_422_without_the_input(  # type: ignore[no-untyped-def]
+    gateway, caplog: pytest.LogCaptureFixture, path: str, body: str, msg: str
+) -> None:
+    client, fake, _ = gateway
+    who = _customer(client)
+    with caplog.at_level("INFO"):
+        r = _raw(client, path, body, who)
+    assert r.status_code == 422, r.text
+    detail = r.json()["detail"]
+    assert msg in [d["msg"] for d in detail] and all(set(d) == {"loc", "msg", "type"} for d in detail)
+    assert "inf" not in r.text.lower() and "ud800" not in r.text.lower()  # the input is not echoed
+    logged = "\n".join(rec.getMessage() for rec in caplog.records)
+    assert path in logged and "1e400" not in logged and "\ud800" not in logged  # path and types, never the body
+    assert fake.received == []
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"text": "x", "payload": '/faq_feedback{"a": ' + "[" * 33 + "]" * 33 + "}"},
+        {"text": "x", "payload": '/faq_feedback{"a": ' + "[" * 990 + "]" * 990 + "}"},  # 2000 characters: fits
+        {"text": '/faq_feedback{"a": ' + "{" * 40 + "}" * 40 + "}"},  # typed text that Rasa reads as a payload
+    ],
+)
+def test_a_payload_nested_too_deep_is_refused_before_rasa(gateway, message: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
+    client, fake, _ = gateway
+    who = _customer(client)
+    r = client.post("/api/chat/messages", json=message, headers=who)
+    assert r.status_code == 422, r.text
+    assert "the payload's JSON nests deeper than 32 levels" in [d["msg"] for d in r.json()["detail"]]
+    assert fake.received == []  # the NLU service's json.loads would hit the recursion limit at ~990 levels
+    with Session(get_engine()) as s:
+        assert s.exec(select(ChatMessage)).all() == []
+
+
+def test_the_5000_deep_payload_and_body_are_422_and_shallow_json_passes(gateway) -> None:  # type: ignore[no-untyped-def]
+    client, fake, _ = gateway
+    who = _customer(client)
+    deep = "[" * 5000 + "]" * 5000
+    r = client.post("/api/chat/messages", json={"text": "x", "payload": '/faq_feedback{"a": ' + deep + "}"},
+                    headers=who)  # fmt: skip
+    assert r.status_code == 422 and r.json()["detail"]  # longer than a payload may be
+    r = _raw(client, "/api/chat/messages", '{"text": ' + deep + "}", who)
+    assert r.status_code == 422 and r.json() == {"detail": "the JSON body nests deeper than 32 levels"}
+    r = _raw(client, "/api/chat/sessions", '{"customer_id": ' + "[" * 40 + "]" * 40 + "}")
+    assert r.status_code == 422 and "deeper than 32" in r.json()["detail"]
+    payload = '/faq_feedback{"a": ' + "[" * 31 + "]" * 31 + "}"  # 32 levels with the object: allowed
+    assert _say(client, who, "x", payload)[0]["text"] == "x" and fake.received[-1][1] == payload
+
+
+def test_only_the_claiming_agent_shows_as_typing(gateway) -> None:  # type: ignore[no-untyped-def]
+    """Issue 18, finding 8: any agent could show "agent typing" in any conversation."""
+    client, _, service = gateway
+    who = _customer(client)
+    _say(client, who, "agent")
+    hid = status_handoff_id(service)
+    with Session(service.engine) as s:
+        conversation_id = s.get(Handoff, hid).conversation_id  # type: ignore[union-attr]
+    ann, ann_csrf = _staff(client.app, "ann")
+    bob, bob_csrf = _staff(client.app, "bob")
+    typing = f"/console/conversations/{conversation_id}/typing"
+    assert ann.post(typing, headers={"X-CSRF-Token": ann_csrf}).status_code == 403  # queued: nobody answers yet
+    ann.post(f"/console/handoffs/{hid}/claim", data={"csrf_token": ann_csrf})
+    assert bob.post(typing, headers={"X-CSRF-Token": bob_csrf}).status_code == 403  # not bob's
+    assert bob.post("/console/conversations/web-unknown/typing", headers={"X-CSRF-Token": bob_csrf}).status_code == 403
+    assert client.get("/api/chat/messages", headers=who).json()["agent_typing"] is False
+    assert ann.post(typing, headers={"X-CSRF-Token": ann_csrf}).status_code == 204
+
+
+def test_a_customer_id_with_a_trailing_newline_is_refused(gateway) -> None:  # type: ignore[no-untyped-def]
+    """Issue 18, finding 8: "cust0001\\n" was accepted as a customer different from cust0001."""
+    client, _, _ = gateway
+    for bad in ("cust0001\n", "cust0001\r\n", " cust0001", "cust\x000001"):
+        assert client.post("/api/chat/sessions", json={"customer_id": bad}).status_code == 422, repr(bad)
+
+
+def test_typed_commands_reach_rasa_as_text_and_the_metadata_says_who_is_verified(gateway) -> None:  # type: ignore[no-untyped-def]
+    """A typed "/restart" or "/csat{...}" is text, not an intent; a signed customer id is marked verified."""
+    client, fake, service = gateway
+    who = _customer(client, customer_id="cust0001")
+    _say(client, who, '/csat{"rating":"1"}')
+    assert fake.received[-1][1] == 'csat{"rating":"1"}'
+    service.identity_secret = "shop-secret"
+    sig = hmac.new(b"shop-secret", b"cust0002", hashlib.sha256).hexdigest()
+    signed = _customer(client, customer_id="cust0002", signature=sig)
+    _say(client, signed, "my order 100236, email ben@example.com")
+    meta = fake.received[-1][2]
+    assert meta["customer_verified"] is True and meta["customer_id"] == "cust0002"
+    assert len(meta["proof"]["email"]) == 1 and "ben@example.com" not in json.dumps(meta)
+    assert "ben@example.com" not in fake.received[-1][1]  # masked before Rasa
+
+
+def test_agent_replies_are_masked_before_they_are_stored(gateway) -> None:  # type: ignore[no-untyped-def]
+    """Issue 18, finding 5: agents' replies were stored unmasked."""
+    client, _, service = gateway
+    _say(client, _customer(client), "agent")
+    hid = status_handoff_id(service)
+    ann, csrf = _staff(client.app, "ann")
+    ann.post(f"/console/handoffs/{hid}/claim", data={"csrf_token": csrf})
+    ann.post(f"/console/handoffs/{hid}/reply", data={"csrf_token": csrf, "text": "I see card 4111 1111 1111 1111 "
+                                                     "on jane.doe@example.com"})  # fmt: skip
+    with Session(service.engine) as s:
+        stored = s.exec(select(ChatMessage).where(ChatMessage.role == "agent")).one().text
+    assert "4111" not in stored and "jane.doe" not in stored and "[card]" in stored and "[email]" in stored
+
+
+def test_a_card_number_split_over_two_messages_is_masked_in_both(gateway) -> None:  # type: ignore[no-untyped-def]
+    """Issue 18, finding 5: "4111 1111" then "1111 1111" reached the transcript and Rasa unmasked."""
+    client, fake, service = gateway
+    who = _customer(client)
+    _say(client, who, "my card is 4111 1111")
+    _say(client, who, "1111 1111 and it was charged twice")
+    with Session(service.engine) as s:
+        stored = [m.text for m in s.exec(select(ChatMessage).where(ChatMessage.role == "customer"))]
+    relayed = [text for _, text, _ in fake.received]
+    for texts in (stored, relayed):
+        assert texts == ["my card is [card]", "[card] and it was charged twice"]
+
+
+def test_a_request_that_fails_validation_leaves_no_trace_of_its_body_in_the_log(gateway, caplog) -> None:  # type: ignore[no-untyped-def]
+    """Issue 18, finding 5: the whole body, unmasked, went into gateway.log with the traceback."""
+    import logging
+
+    client, _, _ = gateway
+    who = {**_customer(client), "content-type": "application/json"}
+    secret = "jane.doe@example.com 4111 1111 1111 1111"
+    bodies = [f'{{"text": "{secret}", "payload": 1e400}}', f'{{"text": "{secret}\\ud800"}}',
+              f'{{"text": ["{secret}"]}}', f'{{"customer_id": "{secret}"}}']  # fmt: skip
+    with caplog.at_level(logging.DEBUG):
+        for body in bodies:
+            path = "/api/chat/sessions" if "customer_id" in body else "/api/chat/messages"
+            r = client.post(path, content=body.encode(), headers=who)
+            assert r.status_code == 422 and "jane.doe" not in r.text, body
+    logged = "\n".join(f"{rec.getMessage()} {rec.exc_text or ''}" for rec in caplog.records)
+    assert "jane.doe" not in logged and "4111" not in logged

@@ -3,10 +3,15 @@
 The gateway runs with the fake Rasa and a real SQLite database; chat calls carry a valid session
 token, console calls an admin's cookie and CSRF token (so the fuzz reaches the handlers, not only
 the sign-in check). The NLU service runs a tiny real model.
+
+Besides the generated requests, every JSON endpoint of both schemas gets the inputs a generator
+does not make (security review): a number out of float range (``1e400``), a lone surrogate, and
+JSON nested 5,000 deep, in each field, in a list, in a payload string and as the whole body.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,6 +47,7 @@ def gateway_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
                     rate_sessions_per_minute=0, rate_login_per_minute=0)  # fmt: skip
     service = ChatService(engine=engine, rasa=RasaClient("http://rasa", transport=FakeRasa(engine).transport()))
     app = create_app(conf, service)
+    STATE["app"] = app
     auth.create_user(engine, "root", "root-password-1", "admin")
     client = TestClient(app)
     STATE["chat"] = client.post("/api/chat/sessions", json={}).json()["token"]
@@ -99,3 +105,71 @@ def test_nlu_endpoints_never_fail_on_any_input(tiny_model_dir: Path) -> None:
 
         labels = fuzz(schemathesis.openapi.from_asgi("/openapi.json", app), nlu_case)
     assert "POST /model/parse" in labels
+
+
+DEEP = "[" * 5000 + "]" * 5000
+HOSTILE = {  # raw JSON texts
+    "1e400": "1e400",
+    "-1e400": "-1e400",
+    "lone surrogate": '"a\\ud800b"',
+    "lone low surrogate": '"\\udfff"',
+    "deep JSON": DEEP,
+    "deep object": '{"a": ' * 5000 + "1" + "}" * 5000,
+    "deep payload": json.dumps('/faq_feedback{"a": ' + DEEP + "}"),
+    "payload at the length limit": json.dumps('/faq_feedback{"a": ' + "[" * 990 + "]" * 990 + "}"),
+}
+
+
+def json_operations(openapi: dict[str, Any]) -> dict[str, list[str]]:
+    """``"METHOD /path"`` → the body's field names, for every operation whose body is JSON."""
+    found = {}
+    for path, item in openapi["paths"].items():
+        for method, op in item.items():
+            content = (op.get("requestBody") or {}).get("content") or {}
+            if "application/json" not in content:
+                continue
+            schema = content["application/json"]["schema"]
+            if "$ref" in schema:
+                schema = openapi["components"]["schemas"][schema["$ref"].rsplit("/", 1)[-1]]
+            found[f"{method.upper()} {path}"] = sorted(schema.get("properties") or {})
+    return found
+
+
+def hostile_bodies(fields: list[str]) -> Iterator[tuple[str, str]]:
+    """(what, raw body): each hostile value alone, in each field, in a list in each field, as the whole body."""
+    for what, raw in HOSTILE.items():
+        yield f"body is {what}", raw
+        yield f"list of {what}", f"[{raw}]"
+        for field in fields:
+            others = ", ".join(f'"{f}": "ok"' for f in fields if f != field)
+            yield f"{field} is {what}", "{" + f'"{field}": {raw}' + (f", {others}" if others else "") + "}"
+            yield f"{field} holds {what}", "{" + f'"{field}": [{raw}]' + "}"
+
+
+def assert_refused_with_a_reason(client: TestClient, operation: str, headers: dict[str, str]) -> None:
+    """Every hostile body on ``operation``: no 5xx, and the 4xx is JSON with a ``detail``."""
+    method, path = operation.split(" ", 1)
+    for what, body in hostile_bodies(json_operations(client.get("/openapi.json").json())[operation]):
+        r = client.request(method, path, content=body.encode("utf-8"),
+                           headers={**headers, "content-type": "application/json"})  # fmt: skip
+        assert r.status_code < 500, (operation, what, r.text[:300])
+        if r.status_code >= 400:
+            assert r.json().get("detail"), (operation, what, r.text[:300])
+            assert "ud800" not in r.text.lower() and "udfff" not in r.text.lower()  # never echoed back
+
+
+def test_gateway_json_endpoints_refuse_hostile_json(gateway_schema: Any) -> None:
+    client = TestClient(STATE["app"], raise_server_exceptions=False)
+    operations = json_operations(client.get("/openapi.json").json())
+    assert {"POST /api/chat/messages", "POST /api/chat/sessions"} <= set(operations)
+    for operation in operations:
+        assert_refused_with_a_reason(client, operation, {"Authorization": f"Bearer {STATE['chat']}"})
+
+
+def test_nlu_json_endpoints_refuse_hostile_json(tiny_model_dir: Path) -> None:
+    app = create_nlu_app(lambda: load_predictor(tiny_model_dir, 1, "torch"))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        operations = json_operations(client.get("/openapi.json").json())
+        assert set(operations) == {"POST /model/parse", "POST /model/parse/batch"}
+        for operation in operations:
+            assert_refused_with_a_reason(client, operation, {})

@@ -79,3 +79,41 @@ def test_unavailable_model_gives_503() -> None:
         assert c.get("/health").status_code == 503
         r = c.post("/model/parse", json={"text": "hi"})
         assert r.status_code == 503 and "no model" in r.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "msg"),
+    [
+        ("/model/parse", b'{"text": 1e400, "token": "s3cret"}', "Input should be a valid string"),
+        ("/model/parse", b'{"text": "hi", "message_id": -1e400, "token": "s3cret"}', "Input should be a valid string"),
+        ("/model/parse", b'{"text": "a\\ud800b", "token": "s3cret"}', "text is not valid Unicode"),
+        ("/model/parse", b'{"text": "hi", "token": "\\udfff"}', "token is not valid Unicode"),
+        ("/model/parse/batch", b'{"texts": ["ok", 1e400], "token": "s3cret"}', "Input should be a valid string"),
+        ("/model/parse/batch", b'{"texts": ["a\\ud800b"], "token": "s3cret"}', "texts is not valid Unicode"),
+    ],
+)
+def test_out_of_range_numbers_and_lone_surrogates_are_422(client: TestClient, path: str, body: bytes, msg: str) -> None:
+    r = client.post(path, content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 422, r.text
+    detail = r.json()["detail"]
+    assert msg in [d["msg"] for d in detail] and all(set(d) == {"loc", "msg", "type"} for d in detail)
+    assert "inf" not in r.text.lower() and "ud800" not in r.text.lower()  # the input is not echoed
+
+
+@pytest.mark.parametrize("depth", [33, 990, 5000])  # 990: the deepest a gateway payload (2000 characters) can be
+def test_a_payload_nested_too_deep_is_422_not_a_recursion_error(client: TestClient, depth: int) -> None:
+    text = '/faq_feedback{"a": ' + "[" * depth + "]" * depth + "}"
+    r = client.post("/model/parse", json={"text": text, "token": "s3cret"})
+    assert r.status_code == 422 and r.json()["detail"][0]["msg"] == "the payload's JSON nests deeper than 32 levels"
+    r = client.post("/model/parse/batch", json={"texts": ["hi", text], "token": "s3cret"})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "texts", 1]
+    shallow = '/greet{"a": ' + "[" * 31 + "]" * 31 + "}"  # 32 levels: parsed (nested lists are no entities)
+    assert client.post("/model/parse", json={"text": shallow, "token": "s3cret"}).status_code == 200
+    free_text = "[" * 40 + " is not a payload"  # only a payload's JSON is parsed
+    assert client.post("/model/parse", json={"text": free_text, "token": "s3cret"}).status_code == 200
+
+
+def test_a_json_body_nested_too_deep_is_422(client: TestClient) -> None:
+    body = '{"text": ' + "[" * 5000 + "]" * 5000 + ', "token": "s3cret"}'
+    r = client.post("/model/parse", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 422 and r.json() == {"detail": "the JSON body nests deeper than 32 levels"}

@@ -18,7 +18,7 @@ from bot.channels.conversations import ChatService
 from bot.channels.rasa_client import RasaClient
 from core.db import get_engine
 from core.models import ChatMessage
-from core.pii import BadPattern, RedactingFilter, Redactor, build_redactor
+from core.pii import BadPattern, Finding, RedactingFilter, Redactor, build_redactor, normalise
 from tests.unit.rasa_fake import FakeRasa
 
 CORPUS = yaml.safe_load((Path(__file__).parents[1] / "data" / "pii_corpus.yml").read_text())
@@ -67,6 +67,92 @@ def test_worst_case_input_stays_fast() -> None:
     assert time.perf_counter() - started < 2.0
 
 
+def test_worst_case_input_for_the_new_shapes_stays_fast() -> None:
+    texts = ["1." * 1000, "1 - " * 500, "de12" * 500, "a at " * 400, "x" + " dot x" * 333, "Via Roma " * 222,
+             "12 rue de la " * 166, "Hauptstraße " * 166, "Aa" * 1000, "[at] " * 400, "4111 " * 400,
+             "\u200b1" * 1000, "75002 Paris " * 166, "12.05.2024 " * 181, "a.b at c " * 222]  # fmt: skip
+    started = time.perf_counter()
+    for text in texts:
+        Redactor().redact(text)
+        Redactor().redact_continuation(text, text)
+    assert time.perf_counter() - started < 2.0
+
+
+def test_a_long_message_is_masked_quickly() -> None:
+    prose = ("Hello, I ordered running shoes (size 42, blue) on 12 May, order #100234, and they have not arrived. "
+             "I paid 89.99 by card and would like a refund, or to know when they come. Thanks! ") * 12  # fmt: skip
+    redactor = Redactor()
+    started = time.perf_counter()
+    for _ in range(100):
+        redactor.redact(prose[:2000])
+    assert time.perf_counter() - started < 1.0  # about 0.4 ms each on a laptop
+
+
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [
+        ("４１１１ ｊａｎｅ", "4111 jane"),  # full-width digits and letters
+        ("a\u00a0b\u2007c\u202fd\u3000e\u1680f", "a b c d e f"),  # Unicode spaces
+        ("4\u200b1\u200c1\u200d1\u200e2", "41112"),  # zero-width characters between digits
+        ("soft\u00adhyphen, word\u2060joiner, \ufeffBOM", "softhyphen, wordjoiner, BOM"),
+        ("ﬁne, 𝐛𝐨𝐥𝐝 and 𝟒𝟐", "fine, bold and 42"),  # ligatures, mathematical letters and digits
+        ("e\u0301 and e\u2060\u0301", "é and é"),  # composed, also once the joiner is gone
+    ],
+)
+def test_normalisation(text: str, want: str) -> None:
+    assert normalise(text) == want
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "café crème, naïve, Ελληνικά, русский, 日本語のテキスト",
+        "👨\u200d👩\u200d👧 👍🏽 🏳️\u200d🌈",  # emoji sequences keep their joiners
+        "می\u200cخواهم and क्\u200dष",  # so do Persian and Devanagari
+        "line one\nline two\ttab",
+        "order ٤٥٦ and price ४२",  # other digits are matched as digits but kept as typed
+        "a 2 m² rug at ½ price… ㅋㅋㅋ ™",  # what full NFKC would rewrite
+    ],
+)
+def test_normalisation_keeps_ordinary_text(text: str) -> None:
+    assert normalise(text) == text
+    assert Redactor().redact(text) == text
+
+
+def test_findings_are_placed_in_the_normalised_text() -> None:
+    text = "card\u00a04111\u200b1111 1111 1111 ok"
+    [finding] = Redactor().findings(text)
+    assert finding == Finding("card", 5, 23)
+    assert normalise(text)[finding.start : finding.end] == "41111111 1111 1111"
+
+
+@pytest.mark.parametrize(
+    ("previous", "text", "want"),
+    [
+        ("my card is [card]", "1111 1111", "[card]"),  # the first half was masked as a fragment
+        ("my card is 4111 1111", "1111 1111 thanks", "[card] thanks"),  # raw previous text is masked first
+        ("my card is 4111", "1111 1111 1111", "[card]"),  # 4 + 12 digits
+        ("card: 4111 1111 -", "1111-1111 exp 12/27", "[card] exp 12/27"),
+        ("my card is [card].", "123", "[card]"),  # the security code after a card
+        ("", "4111 1111 1111 1111", "[card]"),  # no previous message: as redact
+        ("hello", "1111 1111", "1111 1111"),  # nothing card-like before
+        ("order 100234", "1111 1111", "1111 1111"),
+        ("I paid 4500", "200 more", "200 more"),  # 4 + 3 digits are no card
+        ("my card is [card]", "100 euros were taken twice", "100 euros were taken twice"),  # a quantity
+        ("my card is [card]", "2024-05-12 is the date", "2024-05-12 is the date"),  # a date
+        ("my card is [card]", "2 more questions", "2 more questions"),  # too few digits
+        ("my card is [card]", "thanks, 1111 1111", "thanks, 1111 1111"),  # not at the start
+    ],
+)
+def test_a_card_split_over_two_messages(previous: str, text: str, want: str) -> None:
+    assert Redactor().redact_continuation(previous, text) == want
+
+
+def test_the_continuation_needs_the_card_kind() -> None:
+    assert build_redactor("email").redact_continuation("my card is 4111 1111", "1111 1111") == "1111 1111"
+    assert build_redactor("").redact_continuation("[card]", "1111 1111") == "1111 1111"  # off
+
+
 def test_log_records_are_masked(caplog: pytest.LogCaptureFixture) -> None:
     logger = logging.getLogger("test.pii")
     masker = RedactingFilter(Redactor())
@@ -113,3 +199,44 @@ def test_any_email_in_any_text_is_masked(before: str, after: str, user: str, dom
 def test_redaction_is_idempotent(text: str) -> None:
     once = Redactor().redact(text)
     assert Redactor().redact(once) == once
+
+
+_SEPARATORS = st.sampled_from([" ", "-", ".", " - ", "\u200b", "\u00a0", "\u2009", "\u2013", ""])
+
+
+@settings(max_examples=300, deadline=None)
+@given(before=st.text(alphabet=st.characters(categories=["L"]) | st.sampled_from(" ,.!?"), max_size=30),
+       after=st.text(alphabet=st.characters(categories=["L"]) | st.sampled_from(" ,.!?"), max_size=30),
+       digits=st.from_regex(r"4[0-9]{15}", fullmatch=True), seps=st.lists(_SEPARATORS, min_size=3, max_size=3),
+       full_width=st.booleans())  # fmt: skip
+def test_any_card_with_any_separators_is_masked(
+    before: str, after: str, digits: str, seps: list[str], full_width: bool
+) -> None:
+    if full_width:
+        digits = "".join(chr(ord(d) - ord("0") + ord("０")) for d in digits)
+    card = digits[:4] + seps[0] + digits[4:8] + seps[1] + digits[8:12] + seps[2] + digits[12:]
+    masked = Redactor().redact(f"{before} {card} {after}")
+    assert not any(c.isdigit() for c in masked), masked
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text())
+def test_normalisation_is_idempotent(text: str) -> None:
+    assert normalise(normalise(text)) == normalise(text)
+
+
+_PIECES = st.sampled_from(
+    [*"0123456789 -+()./@[],", "a", "e", "X", " at ", " dot ", "(at)", "[dot]", "\u200b", "\u200d", "\u00a0",
+     "\u0301", "４", "٤", "–", "rue ", "Via ", "Roma ", "straße ", "75002 ", "Paris", "de89", "gb82west", "[card]",
+     "4111 ", "2024-", "\ufeff", "\u00ad", "ㅋ", "²", "–", "ｊ"]
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_PIECES, max_size=40).map("".join), st.lists(_PIECES, max_size=20).map("".join))
+def test_redaction_of_the_new_shapes_is_idempotent(text: str, previous: str) -> None:
+    redactor = Redactor()
+    once = redactor.redact(text)
+    assert redactor.redact(once) == once
+    after = redactor.redact_continuation(previous, text)
+    assert redactor.redact_continuation(previous, after) == after
