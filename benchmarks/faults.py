@@ -36,6 +36,7 @@ from sqlalchemy import create_engine, text
 from benchmarks.common import missing_turns, table, write_results
 from benchmarks.scratch_pg import scratch_databases, scratch_url
 from benchmarks.tcp_proxy import TcpProxy
+from core.internal_tokens import with_internal_tokens
 from core.settings import Settings, get_settings
 from core.stack import Service, free_port, free_ports_in_a_row, start, stop_all, up, wait_healthy
 
@@ -181,6 +182,7 @@ def run(args: argparse.Namespace, proxies: dict[str, TcpProxy], name: str) -> di
         event_broker_url=f"amqp://guest:guest@127.0.0.1:{proxies['amqp'].port}/%2F", event_broker_queue=name,
         rate_ip_per_minute=0, rate_sessions_per_minute=0, rate_customer_per_minute=0,
     )  # fmt: skip
+    settings = with_internal_tokens(settings)  # restarts and checks below use the same tokens
     services = up(settings, timeout=300)
     by_name = {s.name: s for s in services}
     traffic = Traffic(settings.public_base_url, args.customers)

@@ -33,6 +33,7 @@ from typing import Any
 import httpx
 
 from benchmarks.common import missing_turns, percentile, table, write_results
+from core.internal_tokens import with_internal_tokens
 from core.settings import Settings, get_settings
 from core.stack import free_port, stop_all, up
 
@@ -169,6 +170,7 @@ def main() -> None:
         monitor_metrics_port=0, rasa_workers=args.rasa_workers, lock_store_url=args.lock_store_url,
         rate_ip_per_minute=0, rate_sessions_per_minute=0,
     )  # fmt: skip
+    settings = with_internal_tokens(settings)  # restarts and checks below use the same tokens
     services = up(settings, timeout=300)
     results: dict[str, Any] = {"protocol": __doc__.split("\n\n")[2].replace("\n", " "), "levels": []}
     try:
