@@ -122,6 +122,8 @@ _MAIL_PROVIDERS = frozenset(_MAIL_PROVIDER_TEXT.split())
 _TLDS = "com|net|org|edu|gov|mil|int|info|biz|name|pro|io|ai|app|dev|xyz|online|site|shop|store|tech|email|mail|eu"
 _AT = r"(?P<at>\s?@\s?|\s?[(\[{<]\s?(?i:at)\s?[)\]}>]\s?|\s(?i:at)\s)"
 _DOT = r"(?:\.|\s?[(\[{<]\s?(?i:dot)\s?[)\]}>]\s?|\s(?i:dot)\s)"
+# An email address (possessive, so a long word before "@" cannot make it backtrack); core.shop uses it too.
+EMAIL = r"(?<![\w.+-])[\w.+-]++@[\w-]+(?:\.[\w-]+)+"
 _SPELLED_EMAIL = (
     r"(?<![\w.+-])(?P<local>[\w+-]++(?:\.[\w+-]++)*+(?:\s(?i:dot)\s[\w+-]++)*+)"
     rf"{_AT}(?P<domain>[\w-]++(?:{_DOT}[\w-]++)*{_DOT}(?i:{_TLDS}|[a-z]{{2}}))\b"
@@ -339,7 +341,7 @@ _CARD_FRAGMENT = (
 )
 _BUILTIN: dict[str, list[_Rule]] = {
     "email": [
-        _rule("email", r"(?<![\w.+-])[\w.+-]++@[\w-]+(?:\.[\w-]+)+", gate="@"),
+        _rule("email", EMAIL, gate="@"),
         _rule("email", _SPELLED_EMAIL, _mail_spelled, gate=_SPELLED_EMAIL_GATE),
     ],
     "iban": [
@@ -446,6 +448,11 @@ class Redactor:
         if lead and "card" in self.kinds and _continues_card(_fold(self.redact(previous)), lead):
             return self._settled(norm, [Finding("card", lead.start(1), lead.end(1))])
         return self._settled(norm, [])
+
+    def may_continue(self, text: str) -> bool:
+        """Whether :meth:`redact_continuation` could use the previous message for ``text`` (it begins with
+        digits and cards are masked): callers fetch the previous message only then."""
+        return bool(text) and "card" in self.kinds and _STARTS_WITH_DIGITS.match(_fold(normalise(text))) is not None
 
     def _settled(self, norm: str, forced: list[Finding]) -> str:
         """The normalised text masked until a pass finds nothing more (a card leaves "75002 75002")."""

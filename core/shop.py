@@ -23,9 +23,10 @@ from itertools import pairwise
 from sqlmodel import Session
 
 from core.models import Customer, Order
+from core.pii import EMAIL
 
 _ORDER_ID = re.compile(r"#?\s*0*(\d{1,15})")
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_EMAIL = re.compile(EMAIL)
 _WORD = re.compile(r"[A-Za-z0-9]{2,10}")
 MAX_DIGESTS = 24  # per kind and message: a long message cannot make the action hash for long
 

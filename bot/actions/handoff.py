@@ -31,10 +31,15 @@ REASONS = {
 }
 
 
+def message_metadata(tracker: Tracker) -> dict[str, Any]:
+    """The metadata the gateway sent with the latest message (channel, customer, verification, proof)."""
+    meta = (tracker.latest_message or {}).get("metadata")
+    return meta if isinstance(meta, dict) else {}
+
+
 def channel_of(tracker: Tracker) -> str:
     """The customer's channel as the gateway reports it in the message metadata (else Rasa's input channel)."""
-    metadata = tracker.latest_message.get("metadata") or {}
-    return str(metadata.get("channel") or tracker.get_latest_input_channel() or "rest")[:32]
+    return str(message_metadata(tracker).get("channel") or tracker.get_latest_input_channel() or "rest")[:32]
 
 
 class ActionRequestHandoff(Action):
@@ -82,17 +87,18 @@ class ActionRecordCsat(Action):
         if not 1 <= rating <= 5:
             dispatcher.utter_message(response="utter_ask_csat")
             return []
+        response = "utter_csat_thanks"  # also when the database is down: the customer did rate
         try:
             with session_scope() as session:
                 due = rating_due(session, tracker.sender_id)
                 if due is None:
                     refuse(session, "csat_not_due", tracker.sender_id)
+                    response = "utter_csat_not_due"
                 else:
                     session.add(CsatRating(conversation_id=tracker.sender_id, handoff_id=due, rating=rating))
         except SQLAlchemyError:
             log.exception("could not store a CSAT rating")
-            due = -1  # the customer did rate: thank them
-        dispatcher.utter_message(response="utter_csat_thanks" if due is not None else "utter_csat_not_due")
+        dispatcher.utter_message(response=response)
         return []
 
 

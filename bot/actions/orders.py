@@ -19,6 +19,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
+from bot.actions.handoff import message_metadata
 from core.db import session_scope
 from core.refusals import recent_refusals, refuse
 from core.settings import get_settings
@@ -30,14 +31,9 @@ MAX_FAILED_PROOFS = 5  # per conversation and hour
 NOT_AN_ORDER_NUMBER = "That doesn't look like an order number. It's the 6-digit number in your confirmation email."
 
 
-def _metadata(tracker: Tracker) -> dict[str, Any]:
-    meta = (tracker.latest_message or {}).get("metadata")
-    return meta if isinstance(meta, dict) else {}
-
-
 def verified_customer(tracker: Tracker) -> str | None:
     """The customer id the shop signed for this conversation (the gateway says so), else None."""
-    meta = _metadata(tracker)
+    meta = message_metadata(tracker)
     customer = meta.get("customer_id")
     return str(customer) if meta.get("customer_verified") is True and customer else None
 
@@ -59,7 +55,7 @@ class ValidateOrderStatusForm(FormValidationAction):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> dict[str, Any]:
         """The answer to the proof question (whatever it is), or an email given along with the order number."""
-        proof = Proof.from_metadata(_metadata(tracker).get("proof"))
+        proof = Proof.from_metadata(message_metadata(tracker).get("proof"))
         if tracker.get_slot("requested_slot") == PROOF_SLOT:
             return {PROOF_SLOT: proof.to_metadata()}
         if proof.emails and tracker.get_slot(PROOF_SLOT) is None:  # "order 100234, ana@example.com"
@@ -109,7 +105,7 @@ class ActionCheckOrderStatus(Action):
             return ("For your security I can't look up more orders in this chat. Please sign in to your account "
                     "to see your orders, or type \"agent\" to talk to a person.")  # fmt: skip
         proofs = [Proof.from_metadata(tracker.get_slot(PROOF_SLOT)),
-                  Proof.from_metadata(_metadata(tracker).get("proof"))]  # fmt: skip
+                  Proof.from_metadata(message_metadata(tracker).get("proof"))]  # fmt: skip
         order = order_for(session, order_id, customer_id=customer, proofs=proofs, key=get_settings().rasa_token)
         if order is not None:
             return describe_order(order)

@@ -23,7 +23,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, select
 
-from bot.actions.handoff import channel_of
+from bot.actions.handoff import channel_of, message_metadata
 from core.db import get_engine, session_scope
 from core.models import RecImpression
 from core.refusals import refuse
@@ -69,8 +69,7 @@ MAX_PRICE = 1e7  # a price cap at or above this is no cap
 
 def customer_of(tracker: Tracker) -> str:
     """The shop's customer id for this conversation."""
-    meta = (tracker.latest_message or {}).get("metadata") or {}
-    return str(meta.get("customer_id") or tracker.sender_id)[:64]
+    return str(message_metadata(tracker).get("customer_id") or tracker.sender_id)[:64]
 
 
 def feedback_payload(product_id: str, action: str, request_id: str) -> str:

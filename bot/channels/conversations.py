@@ -199,7 +199,9 @@ class ChatService:
         """
         self.limiter.check(f"customer:{conv.customer_id or conv.id}", self.customer_rate, "messages")
         raw = (text or "").strip()
-        text = self.redactor.redact_continuation(self._last_customer_text(conv.id), raw)  # a card split in two
+        # a card split over two messages: the previous one matters only when this one begins with digits
+        previous = self._last_customer_text(conv.id) if self.redactor.may_continue(raw) else ""
+        text = self.redactor.redact_continuation(previous, raw)
         if payload is not None:
             payload = _checked_payload(self.redactor.redact(payload.strip()))
         if len(text) > MAX_TEXT:
