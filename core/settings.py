@@ -55,11 +55,17 @@ class Settings(BaseSettings):
     # Inference backend: onnx (fp32 ONNX Runtime, same accuracy as torch, ~5x faster on CPU),
     # onnx-int8 (dynamic int8 quantization) or torch. See docs/BENCHMARKS.md.
     nlu_backend: str = "onnx"
+    # Catalog CSV (name, category[, brand]) whose product types, names and brands the NLU tags as
+    # `product` / `brand` entities; empty = none. Point it at an export of your catalog.
+    nlu_catalog: str = str(ROOT / "recommender" / "demo" / "catalog.csv")
 
     # FAQ knowledge base imported at start-up (re-import only changes what changed).
     faq_kb: Path = ROOT / "bot" / "kb" / "faq.yml"
     # Sentence-transformers model for FAQ retrieval; empty = all-MiniLM-L6-v2 from its PyPI wheel.
     faq_embedder: str = ""
+    # When the NLU fell back but its best intent has at least this confidence and retrieval's top
+    # "did you mean" entry is written for that intent, the bot answers that entry (above 1: never).
+    faq_agree_min_confidence: float = 0.5
     # Seconds between checks for a changed knowledge base in the running action server.
     faq_reload_seconds: float = 30.0
 

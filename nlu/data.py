@@ -6,7 +6,7 @@ import logging
 import random
 import re
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
@@ -37,6 +37,7 @@ class Example:
     sentiment: str | None = None
     entities: tuple[Entity, ...] = field(default=())
     annotated: bool = False  # True when ``entities`` lists every entity in the text
+    source: str = ""  # where it came from, when training treats it specially ("customer")
 
 
 def strip_annotations(raw: str) -> tuple[str, tuple[Entity, ...]]:
@@ -112,6 +113,59 @@ def load_sentiment_csv(path: Path) -> list[Example]:
             raise DataError(f"{path}:{line}: bad sentiment row (label {label!r})")
         out.append(Example(text=row["text"].strip(), sentiment=label))
     return out
+
+
+def load_customer_csv(path: Path) -> list[Example]:
+    """Read ``text,intent,sentiment`` rows whose text marks every entity in Rasa's ``[value](type)`` markup.
+
+    The rows are fully annotated (text without markup has no entity), and each carries both an
+    intent and, when the column is filled, a sentiment label.
+    """
+    out = []
+    for line, row in read_rows(path, ("text", "intent"), DataError):
+        raw, intent = (row["text"] or "").strip(), (row["intent"] or "").strip()
+        sentiment = (row.get("sentiment") or "").strip() or None
+        if not raw or not intent:
+            raise DataError(f"{path}:{line}: empty text or intent")
+        if sentiment is not None and sentiment not in SENTIMENTS:
+            raise DataError(f"{path}:{line}: sentiment {sentiment!r} is not one of {', '.join(SENTIMENTS)}")
+        text, ents = strip_annotations(raw)
+        out.append(Example(text, intent, sentiment, ents, annotated=True, source="customer"))
+    return out
+
+
+def faq_topic_examples(name: str, kb_files: list[Path], csv_files: list[Path]) -> list[Example]:
+    """Examples of the class ``name`` (FAQ topics without an intent).
+
+    From the knowledge bases: the questions and alternatives of the entries that list no
+    intent; from the CSVs: ``text,faq,sentiment`` customer messages about those topics.
+    """
+    out: list[Example] = []
+    for path in kb_files:
+        try:
+            kb = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise DataError(f"{path}: cannot read the FAQ knowledge base: {exc}") from exc
+        for entry in kb.get("entries") or []:
+            if not entry.get("intents"):
+                texts = [entry.get("question"), *(entry.get("alternatives") or [])]
+                out += [Example(str(t), intent=name, annotated=True) for t in texts if t]
+    for path in csv_files:
+        for line, row in read_rows(path, ("text", "faq"), DataError):
+            sentiment = (row.get("sentiment") or "").strip() or None
+            if not (row["text"] or "").strip() or (sentiment and sentiment not in SENTIMENTS):
+                raise DataError(f"{path}:{line}: empty text or bad sentiment")
+            out.append(Example(row["text"].strip(), name, sentiment, annotated=True, source="customer"))
+    return out
+
+
+def keep_entity_types(examples: list[Example], types: set[str]) -> list[Example]:
+    """Drop entity spans of other types: the model learns them as plain text (``O``)."""
+    return [
+        ex if all(e.entity in types for e in ex.entities)
+        else replace(ex, entities=tuple(e for e in ex.entities if e.entity in types))
+        for ex in examples
+    ]  # fmt: skip
 
 
 def by_intent(examples: list[Example]) -> list[tuple[str | None, list[Example]]]:

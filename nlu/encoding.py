@@ -90,7 +90,7 @@ def decode_spans(
             "value": text[s["start"] : s["end"]],
             "start": s["start"],
             "end": s["end"],
-            "confidence_entity": round(sum(s["_p"]) / len(s["_p"]), 4),
+            "confidence_entity": round(min(s["_p"]), 4),  # a span is as sure as its least sure token
             "extractor": "JointBERT",
         }
         for s in spans

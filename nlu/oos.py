@@ -29,26 +29,37 @@ def scores_at(threshold: float, in_conf: torch.Tensor, in_correct: torch.Tensor,
 
 
 def tune_threshold(
-    in_conf: torch.Tensor, in_correct: torch.Tensor, oos_conf: torch.Tensor, max_in_scope_drop: float = 1.0
+    in_conf: torch.Tensor,
+    in_correct: torch.Tensor,
+    oos_conf: torch.Tensor,
+    max_in_scope_drop: float = 1.0,
+    max_oos_accept: float | None = None,
 ) -> float:
     """The threshold maximising in-scope accuracy + OOS recall (ties: the lower threshold).
 
     Only thresholds that cost at most ``max_in_scope_drop`` of in-scope accuracy (absolute,
     against no threshold) are considered: a weak model must not buy OOS recall by turning
-    most real questions into fallbacks.
+    most real questions into fallbacks. With ``max_oos_accept``, the lowest such threshold that
+    lets at most that share of out-of-scope messages through wins instead, when there is one
+    (a confident wrong answer costs a customer more than a "did you mean").
 
     Args:
         in_conf: [N] calibrated top-intent confidence of in-scope messages.
         in_correct: [N] bool, whether the top intent was right.
         oos_conf: [M] top-intent confidence of out-of-scope messages.
         max_in_scope_drop: largest allowed loss of in-scope accuracy, e.g. 0.02.
+        max_oos_accept: largest wanted share of out-of-scope messages above the threshold, e.g. 0.04.
     """
     ceiling = scores_at(0.0, in_conf, in_correct, oos_conf)["in_scope_accuracy"]
     candidates = torch.cat([torch.zeros(1), in_conf, oos_conf]).unique()
     best_t, best = 0.0, -1.0
-    for t in candidates.tolist():
+    for t in candidates.tolist():  # ascending
         s = scores_at(t, in_conf, in_correct, oos_conf)
+        if ceiling - s["in_scope_accuracy"] > max_in_scope_drop + 1e-9:
+            continue
+        if max_oos_accept is not None and len(oos_conf) and 1 - s["oos_recall"] <= max_oos_accept + 1e-9:
+            return float(t)
         total = s["in_scope_accuracy"] + s["oos_recall"]
-        if ceiling - s["in_scope_accuracy"] <= max_in_scope_drop + 1e-9 and total > best + 1e-9:
+        if total > best + 1e-9:
             best_t, best = t, total
     return float(best_t)

@@ -13,7 +13,8 @@ import torch
 
 from nlu import entities as regex_entities
 from nlu.encoding import decode_spans, encode, merge_entities, tag_names
-from nlu.errors import NLUError
+from nlu.errors import DataError, NLUError
+from nlu.gazetteer import Gazetteer
 from nlu.model import ModelMeta, load
 from nlu.payload import parse_payload
 
@@ -34,11 +35,18 @@ class Predictor:
     dict: the torch module or an ONNX Runtime session wrapper.
     """
 
-    def __init__(self, model: Callable[..., dict[str, torch.Tensor]], tokenizer: Any, meta: ModelMeta):
+    def __init__(
+        self,
+        model: Callable[..., dict[str, torch.Tensor]],
+        tokenizer: Any,
+        meta: ModelMeta,
+        gazetteer: Gazetteer | None = None,
+    ):
         self.model = model
         self.tokenizer = tokenizer
         self.meta = meta
         self.tags = tag_names(meta.entities)
+        self.gazetteer = gazetteer
 
     @torch.inference_mode()
     def parse_batch(self, texts: list[str]) -> list[dict[str, Any]]:
@@ -58,7 +66,10 @@ class Predictor:
             offsets = enc.pop("offset_mapping").tolist()
             out = self.model(enc["input_ids"], enc["attention_mask"])
             intent_p = torch.softmax(out["intent"].float() / self.meta.temperature, -1)
-            sent_p = torch.softmax(out["sentiment"].float(), -1)
+            sent_logits = out["sentiment"].float()
+            if self.meta.sentiment_bias:
+                sent_logits = sent_logits + torch.tensor(self.meta.sentiment_bias)
+            sent_p = torch.softmax(sent_logits, -1)
             tag_p = torch.softmax(out["tags"].float(), -1)
             for row, i in enumerate(todo):
                 learned = (
@@ -88,13 +99,21 @@ class Predictor:
     def _model_result(
         self, text: str, intent_p: torch.Tensor, sent_p: torch.Tensor, learned: list[dict[str, Any]]
     ) -> dict[str, Any]:
-        top = torch.topk(intent_p, k=min(RANKING_SIZE, len(self.meta.intents)))
+        top = torch.topk(intent_p, k=min(RANKING_SIZE + 2, len(self.meta.intents)))
         ranking: list[dict[str, Any]] = [
             {"name": self.meta.intents[int(i)], "confidence": round(float(p), 6)}
             for p, i in zip(top.values, top.indices, strict=True)
         ]
+        # The trained out-of-scope and FAQ-topic classes are not bot intents: they show as nlu_fallback
+        # (then FAQ retrieval answers, suggests or admits it does not know).
+        classes = self.meta.fallback_classes
+        no_intent = max((float(r["confidence"]) for r in ranking if r["name"] in classes), default=-1.0)
+        ranking = [r for r in ranking if r["name"] not in classes][:RANKING_SIZE]
         intent = dict(ranking[0])
-        if float(intent["confidence"]) < self.meta.threshold:
+        if no_intent > float(intent["confidence"]):
+            intent = {"name": FALLBACK_INTENT, "confidence": round(no_intent, 6)}
+            ranking = [intent, *ranking]
+        elif float(intent["confidence"]) < self.meta.threshold:
             intent = {"name": FALLBACK_INTENT, "confidence": intent["confidence"]}
             ranking = [intent, *ranking]
         scores = {name: round(float(p), 6) for name, p in zip(self.meta.sentiments, sent_p, strict=True)}
@@ -103,9 +122,16 @@ class Predictor:
             "text": text,
             "intent": intent,
             "intent_ranking": ranking,
-            "entities": merge_entities(learned, regex_entities.extract(text)),
+            "entities": merge_entities(
+                [s for s in learned if regex_entities.plausible(s, self.meta.entity_threshold)], self._rules(text)
+            ),
             "sentiment": {"label": label, "score": scores[label], "scores": scores},
         }
+
+    def _rules(self, text: str) -> list[dict[str, Any]]:
+        """Exact-pattern entities, then catalog terms where no pattern matched."""
+        found = regex_entities.extract(text)
+        return merge_entities(self.gazetteer.extract(text), found) if self.gazetteer else found
 
 
 def set_threads(threads: int = 0) -> None:
@@ -113,11 +139,11 @@ def set_threads(threads: int = 0) -> None:
     torch.set_num_threads(threads or os.cpu_count() or 1)
 
 
-def load_predictor(path: Path, threads: int = 0, backend: str = "torch") -> Predictor:
+def load_predictor(path: Path, threads: int = 0, backend: str = "torch", catalog: Path | None = None) -> Predictor:
     """Load the model saved in ``path`` with the given backend (torch, onnx, onnx-int8).
 
     An ONNX file that is missing (a model trained before ONNX export existed) is exported
-    on first load.
+    on first load. ``catalog``: a catalog CSV whose products and brands become entities.
     """
     if backend not in BACKENDS:
         raise NLUError(f"unknown NLU backend {backend!r}; choose one of {', '.join(BACKENDS)}")
@@ -132,4 +158,15 @@ def load_predictor(path: Path, threads: int = 0, backend: str = "torch") -> Pred
             onnx_backend.export(model, path, quantize=backend == "onnx-int8")
         runner = onnx_backend.OnnxRunner(file, threads)
     log.info("NLU model loaded from %s (%d intents, %s backend)", path, len(meta.intents), backend)
-    return Predictor(runner, tokenizer, meta)
+    return Predictor(runner, tokenizer, meta, _gazetteer(catalog))
+
+
+def _gazetteer(catalog: Path | None) -> Gazetteer | None:
+    """The catalog's terms; a catalog that cannot be read costs the catalog entities only, not the service."""
+    if catalog is None:
+        return None
+    try:
+        return Gazetteer.from_catalog_csv(catalog)
+    except DataError as exc:
+        log.warning("no catalog entities: %s", exc)
+        return None

@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Query
@@ -147,7 +148,8 @@ def main() -> None:
     except ConfigError as exc:
         log.error("%s", exc)
         raise SystemExit(2) from exc
-    app = create_app(lambda: load_predictor(s.nlu_model_dir, s.nlu_threads, s.nlu_backend), token=s.nlu_token)
+    catalog = Path(s.nlu_catalog) if s.nlu_catalog else None
+    app = create_app(lambda: load_predictor(s.nlu_model_dir, s.nlu_threads, s.nlu_backend, catalog), token=s.nlu_token)
     # Keep idle connections longer than Rasa's HTTP client does (aiohttp: 15 s), so the client always closes
     # first: with uvicorn's 5 s, Rasa reused connections the server was closing and got a fallback reply.
     uvicorn.run(app, host=s.host, port=s.nlu_port, log_level="warning", timeout_keep_alive=KEEP_ALIVE_S)

@@ -24,10 +24,12 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase, get_linear_sche
 
 from core.settings import ROOT
 from nlu import data as nlu_data
-from nlu import onnx_backend
-from nlu.calibration import fit_temperature
+from nlu import evalset, onnx_backend
+from nlu.augment import augment
+from nlu.calibration import fit_sentiment_bias, fit_temperature
 from nlu.data import SENTIMENTS, Example
 from nlu.encoding import bio_labels, encode, tag_names
+from nlu.evalset import Labelled
 from nlu.evaluate import evaluate, forward_batches
 from nlu.model import JointClassifier, ModelMeta, base_model_path, build, save
 from nlu.oos import load_oos, scores_at, tune_threshold
@@ -69,6 +71,19 @@ def load_examples(cfg: dict[str, Any]) -> tuple[list[Example], list[Example]]:
         csv_intents += nlu_data.load_intent_csv(p)
     capped = nlu_data.cap_per_label(csv_intents, cfg["cap_per_intent"], cfg["seed"])
     intents += nlu_data.augment_ids(capped, float(cfg.get("id_augment", 0.0)), cfg["seed"])
+    for p in _paths(cfg.get("customer_csv") or []):
+        intents += nlu_data.load_customer_csv(p)
+    if cfg.get("retrieval_intent"):  # FAQ topics without an intent: the KB's phrasings and customer messages
+        intents += nlu_data.faq_topic_examples(
+            str(cfg["retrieval_intent"]),
+            _paths([cfg["faq_kb"]] if cfg.get("faq_kb") else []),
+            _paths(cfg.get("faq_topic_csv") or []),
+        )
+    if cfg.get("oos_intent") and cfg.get("out_of_scope"):  # the OOS file trains the out-of-scope class
+        oos = [t for part in load_oos(_paths([cfg["out_of_scope"]])[0]) for t in part]
+        intents += [Example(t, intent=str(cfg["oos_intent"]), annotated=True) for t in oos]
+    if cfg.get("entity_types"):
+        intents = nlu_data.keep_entity_types(intents, set(cfg["entity_types"]))
     sentiments: list[Example] = []
     for p in _paths(cfg["sentiment_csv"]):
         sentiments += nlu_data.load_sentiment_csv(p)
@@ -96,6 +111,19 @@ def _score(m: dict[str, float]) -> float:
     return m.get("intent_accuracy", 0.0) + 0.5 * m.get("sentiment_macro_recall", 0.0) + 0.25 * m.get("entity_f1", 0.0)
 
 
+def sentiment_class_weights(train: list[Example], names: list[str]) -> torch.Tensor:
+    """[S] square-root inverse-frequency weights of the sentiment labels in ``train`` (absent classes 1).
+
+    Full inverse frequency made the head call calm problem statements negative; the square root
+    still lifts the rare positive class.
+    """
+    counts = torch.tensor([sum(e.sentiment == n for e in train) for n in names], dtype=torch.float32)
+    present = counts > 0
+    weights = torch.ones(len(names))
+    weights[present] = (counts[present].sum() / (present.sum() * counts[present])).sqrt()
+    return weights
+
+
 def train_loop(
     model: JointClassifier,
     tokenizer: PreTrainedTokenizerBase,
@@ -114,6 +142,8 @@ def train_loop(
     sched = get_linear_schedule_with_warmup(opt, int(total * float(cfg["warmup_ratio"])), total)
     rng = random.Random(int(cfg["seed"]))
     tag_set = tag_names(meta.entities)
+    classes = sentiment_class_weights(train, meta.sentiments) if cfg.get("balance_sentiment") else None
+    classes = classes.to(device) if classes is not None else None
     best, best_state, bad_epochs = -1.0, None, 0
     best_metrics: dict[str, float] = {}
     for epoch in range(int(cfg["epochs"])):
@@ -127,7 +157,13 @@ def train_loop(
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
                 out = model(**{k: v.to(device) for k, v in enc.items()})
             loss = model.loss(
-                out, intent, sentiment, tags, float(cfg["sentiment_weight"]), float(cfg.get("entity_weight", 1.0))
+                out,
+                intent,
+                sentiment,
+                tags,
+                float(cfg["sentiment_weight"]),
+                float(cfg.get("entity_weight", 1.0)),
+                classes,
             )
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -184,6 +220,88 @@ def calibrate(
     meta.metrics["oos_recall_heldout"] = at["oos_recall"]
 
 
+def _gold_classes(items: list[Labelled], meta: ModelMeta) -> list[str | None]:
+    """The class each message should get: its intent, else the out-of-scope or FAQ-topic class (None: no class)."""
+    by_kind = {"oos": meta.oos_intent, "faq": meta.retrieval_intent}
+    out: list[str | None] = []
+    for i in items:
+        gold = i.intent if i.kind == "intent" else by_kind[i.kind]
+        out.append(gold if gold in meta.intents else None)
+    return out
+
+
+def as_examples(items: list[Labelled], meta: ModelMeta) -> list[Example]:
+    """Labelled messages as dev examples: their class (``_gold_classes``) and sentiment."""
+    return [
+        Example(i.text, gold, i.sentiment, i.entities, annotated=True)
+        for i, gold in zip(items, _gold_classes(items, meta), strict=True)
+    ]
+
+
+def _fit_sentiment(
+    model: JointClassifier,
+    tokenizer: PreTrainedTokenizerBase,
+    meta: ModelMeta,
+    items: list[Labelled],
+    device: torch.device,
+    max_neutral_negative: float,
+) -> None:
+    """Sentiment logit offsets from the labelled messages (see ``fit_sentiment_bias``)."""
+    rated = [i for i in items if i.sentiment]
+    if not rated:
+        return
+    _, logits, _ = forward_batches(model, tokenizer, meta, [i.text for i in rated], device)
+    gold = torch.tensor([meta.sentiments.index(str(i.sentiment)) for i in rated])
+    meta.sentiment_bias = fit_sentiment_bias(
+        logits, gold, neutral=meta.sentiments.index("neutral"), negative=meta.sentiments.index("negative"),
+        max_neutral_negative=max_neutral_negative,
+    )  # fmt: skip
+
+
+def calibrate_realistic(
+    model: JointClassifier,
+    tokenizer: PreTrainedTokenizerBase,
+    meta: ModelMeta,
+    items: list[Labelled],
+    device: torch.device,
+    max_in_scope_drop: float = 1.0,
+    max_neutral_negative: float | None = None,
+    max_oos_accept: float | None = None,
+) -> None:
+    """Temperature, fallback threshold (and sentiment offsets) fit on realistic messages (``nlu.evalset`` dev).
+
+    In-scope messages and, when the model has an out-of-scope class, out-of-scope ones (gold: that
+    class) fit the temperature. The threshold then maximises in-scope accuracy + out-of-scope
+    rejection, giving up at most ``max_in_scope_drop`` of in-scope accuracy; a message the model
+    puts in its out-of-scope class is a fallback whatever the threshold.
+    """
+    oos_idx = meta.intents.index(meta.oos_intent) if meta.oos_intent in meta.intents else -1
+    used = [(i, g) for i, g in zip(items, _gold_classes(items, meta), strict=True) if g is not None]
+    if not used:
+        return
+    logits, _, _ = forward_batches(model, tokenizer, meta, [i.text for i, _ in used], device)
+    gold = torch.tensor([meta.intents.index(str(g)) for _, g in used], dtype=torch.long)
+    meta.temperature = fit_temperature(logits, gold)
+    conf, pred = torch.softmax(logits / meta.temperature, -1).max(-1)
+    fallback = torch.tensor([name in meta.fallback_classes for name in meta.intents])
+    served = torch.where(fallback[pred], torch.zeros_like(conf), conf)  # a no-intent class: always a fallback
+    in_scope = torch.tensor([i.kind == "intent" for i, _ in used])
+    is_oos = torch.tensor([i.kind == "oos" for i, _ in used])
+    oos_items = [i for i in items if i.kind == "oos"]
+    if oos_idx < 0 and oos_items:  # no class for them: their confidences are scored separately
+        o_logits, _, _ = forward_batches(model, tokenizer, meta, [i.text for i in oos_items], device)
+        oos_conf = torch.softmax(o_logits / meta.temperature, -1).max(-1).values
+    else:
+        oos_conf = served[is_oos]
+    correct = (pred == gold)[in_scope]
+    meta.threshold = tune_threshold(served[in_scope], correct, oos_conf, max_in_scope_drop, max_oos_accept)
+    if max_neutral_negative is not None:
+        _fit_sentiment(model, tokenizer, meta, items, device, max_neutral_negative)
+    at = scores_at(meta.threshold, served[in_scope], correct, oos_conf)
+    meta.metrics["realistic_dev_intent_accuracy"] = at["in_scope_accuracy"]
+    meta.metrics["realistic_dev_oos_rejected"] = at["oos_recall"]
+
+
 def write_card(out: Path, meta: ModelMeta, cfg: dict[str, Any], n_train: int, seconds: float) -> None:
     """A short model card next to the weights."""
     lines = [
@@ -193,9 +311,18 @@ def write_card(out: Path, meta: ModelMeta, cfg: dict[str, Any], n_train: int, se
         f"- intents: {len(meta.intents)}; sentiments: {', '.join(meta.sentiments)}",
         f"- entity types (BIO head): {', '.join(meta.entities) or 'none'}; regex rules add email/order/invoice ids",
         f"- trained on {n_train} examples in {seconds:.0f} s; epochs ≤ {cfg['epochs']}, lr {cfg['lr']}",
-        f"- temperature {meta.temperature:.3f}; nlu_fallback below calibrated confidence {meta.threshold}",
+        f"- temperature {meta.temperature:.3f}; nlu_fallback below calibrated confidence {meta.threshold:.4f}"
+        f" and for the classes {', '.join(sorted(meta.fallback_classes)) or '(none)'}",
+        f"- sentiment logit offsets {meta.sentiment_bias or 'none'}; learned entities need confidence"
+        f" {meta.entity_threshold}",
         "",
-        "## Dev metrics (stratified dev split of the training data)",
+        "## Dev metrics ("
+        + (
+            "the realistic dev split: epoch choice and calibration"
+            if cfg.get("calibration_set")
+            else "stratified dev split of the training data"
+        )
+        + ")",
         "",
         *[f"- {k}: {v:.4f}" for k, v in meta.metrics.items()],
         "",
@@ -213,6 +340,9 @@ def run(cfg: dict[str, Any], out: Path, *, encoder_path: Path | None = None, tin
     i_train, i_dev = nlu_data.stratified_split(intents, float(cfg["dev_fraction"]), int(cfg["seed"]))
     s_train, s_dev = nlu_data.stratified_split(sentiments, float(cfg["dev_fraction"]), int(cfg["seed"]))
     i_train = nlu_data.oversample(i_train, int(cfg["min_per_intent"]), int(cfg["seed"]))
+    # after the split, so no copy of a dev example is trained on
+    i_train += [e for e in i_train if e.source == "customer"] * (max(1, int(cfg.get("customer_repeat", 1))) - 1)
+    i_train = augment(i_train, float(cfg.get("chat_noise", 0.0)), int(cfg["seed"]))
     train = i_train + s_train * max(1, int(cfg["sentiment_repeat"]))
     log.info("data: %d intent + %d sentiment train, %d dev", len(i_train), len(s_train), len(i_dev) + len(s_dev))
     # 3 · model
@@ -222,16 +352,32 @@ def run(cfg: dict[str, Any], out: Path, *, encoder_path: Path | None = None, tin
         entities=sorted({ent.entity for e in intents if e.annotated for ent in e.entities}),
         max_length=int(cfg["max_length"]),
         threshold=float(cfg["fallback_threshold"]),
+        entity_threshold=float(cfg.get("entity_threshold", 0.0)),
     )
+    if cfg.get("oos_intent") in meta.intents:
+        meta.oos_intent = str(cfg["oos_intent"])
+    if cfg.get("retrieval_intent") in meta.intents:
+        meta.retrieval_intent = str(cfg["retrieval_intent"])
     src = encoder_path or (Path(cfg["base_model"]) if cfg.get("base_model") else base_model_path())
     tokenizer = AutoTokenizer.from_pretrained(src)
     model = build(meta, src, config_only=tiny).to(device)
     # 4 · train
-    meta.metrics = train_loop(model, tokenizer, meta, train, i_dev + s_dev, cfg, device)
+    realistic_path = _paths([cfg["calibration_set"]])[0] if cfg.get("calibration_set") else None
+    realistic = evalset.load(realistic_path) if realistic_path is not None and realistic_path.exists() else []
+    # the best epoch is the one that reads realistic messages best, when there are some
+    select = as_examples(realistic, meta) if realistic else i_dev + s_dev
+    meta.metrics = train_loop(model, tokenizer, meta, train, select, cfg, device)
     # 5 · calibrate confidences, tune the nlu_fallback threshold
     oos = cfg.get("out_of_scope")
     drop = float(cfg.get("max_in_scope_drop", 1.0))
-    calibrate(model, tokenizer, meta, i_dev, device, (ROOT / oos) if oos else None, drop)
+    if realistic:
+        neg, accept = cfg.get("max_neutral_negative"), cfg.get("max_oos_accept")
+        calibrate_realistic(
+            model, tokenizer, meta, realistic, device, drop,
+            None if neg is None else float(neg), None if accept is None else float(accept),
+        )  # fmt: skip
+    else:
+        calibrate(model, tokenizer, meta, i_dev, device, (ROOT / oos) if oos else None, drop)
     # 6 · save (to a temp dir, then swap in: a half-written model is never served)
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)

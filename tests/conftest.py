@@ -67,6 +67,10 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, tiny_encoder_dir: P
         dev_fraction=0.2,
         fallback_threshold=0.0,
         out_of_scope="",
+        customer_csv=[],
+        calibration_set="",
+        retrieval_intent="",
+        chat_noise=0.0,
     )
     out = tmp_path_factory.mktemp("tiny-model") / "nlu"
     run(cfg, out, encoder_path=tiny_encoder_dir, tiny=True)

@@ -22,6 +22,7 @@ from core.db import get_engine, session_scope
 from core.settings import get_settings
 from nlu.errors import NLUError
 from nlu.faq.index import Doc, Hit
+from nlu.faq.policy import Decision
 from nlu.faq.service import FaqService, create_service
 from nlu.faq.store import record_feedback
 
@@ -94,6 +95,23 @@ def _unavailable(dispatcher: CollectingDispatcher) -> list[dict[str, Any]]:
     return []
 
 
+def agreed(message: dict[str, Any], decision: Decision, min_confidence: float) -> Doc | None:
+    """The entry two unsure signals agree on, or None.
+
+    The classifier fell back (its best intent was below the threshold) and retrieval is unsure too
+    ("did you mean"). When retrieval's top entry is written for the classifier's best intent, two
+    independent readings of the message point at the same answer: give it instead of a choice
+    (``min_confidence``: settings.faq_agree_min_confidence).
+    """
+    if decision.action != "suggest" or not decision.hits:
+        return None
+    ranking = [r for r in message.get("intent_ranking") or [] if r.get("name") != "nlu_fallback"]
+    if not ranking or float(ranking[0].get("confidence") or 0.0) < min_confidence:
+        return None
+    top = decision.hits[0].doc
+    return top if ranking[0].get("name") in top.intents else None
+
+
 class ActionAnswerFaq(Action):
     """Answer from the knowledge base, or offer choices, or say it does not know."""
 
@@ -120,7 +138,9 @@ class ActionAnswerFaq(Action):
         except (NLUError, SQLAlchemyError, OSError):
             log.exception("FAQ lookup failed")
             return _unavailable(dispatcher)
-        doc = decision.hits[0].doc if confident else by_intent.doc if by_intent else None
+        # Both unsure: an answer only where the classifier's best intent and retrieval's top entry agree.
+        agree = agreed(message, decision, get_settings().faq_agree_min_confidence)
+        doc = decision.hits[0].doc if confident else by_intent.doc if by_intent else agree
         if doc is not None:
             _answer(dispatcher, doc)
             return _answer_events(doc, decision.hits, query)

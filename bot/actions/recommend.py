@@ -89,6 +89,9 @@ def constraints_from(text: str, entities: list[dict[str, Any]], departments: lis
         max_price = None
     lowered = text.lower()
     category = next((d for d in departments if re.search(rf"\b{re.escape(d.lower())}\b", lowered)), None)
+    # a product type the NLU found in the catalog ("a sleeping bag" → "Camping | sleeping bag") names its department
+    named = [str(e.get("value", "")).split("|")[0].strip() for e in entities if e.get("entity") == "product"]
+    category = category or next((d for d in named if d in departments), None)
     return Constraints(category=category, max_price=max_price)
 
 

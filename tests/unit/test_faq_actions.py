@@ -127,3 +127,20 @@ def test_outage_degrades_politely(faq: FaqService) -> None:
     faq._index = None
     events, messages = _run(ActionAnswerFaq(), _tracker("What is your return policy?"))
     assert events == [] and "can't look that up right now" in messages[0]["text"]
+
+
+def test_two_unsure_readings_that_agree_give_the_answer() -> None:
+    from bot.actions.faq import agreed
+    from nlu.faq.index import Doc, Hit
+    from nlu.faq.policy import Decision
+
+    policy = Doc("return-policy", "What is your return policy?", "30 days.", intents=("check_refund_policy",))
+    other = Doc("exchange", "Can I exchange?", "Yes.")
+    unsure = Decision("suggest", [Hit(policy, 0.5, 0.5), Hit(other, 0.4, 0.4)])
+    message = {"intent_ranking": [{"name": "nlu_fallback", "confidence": 0.6},
+                                  {"name": "check_refund_policy", "confidence": 0.6}]}  # fmt: skip
+    assert agreed(message, unsure, 0.3) is policy
+    assert agreed(message, unsure, 0.7) is None  # the classifier too unsure to count
+    assert agreed(message, Decision("suggest", [Hit(other, 0.5, 0.5)]), 0.3) is None  # they disagree
+    assert agreed(message, Decision("unsure", unsure.hits), 0.3) is None  # retrieval has nothing to offer
+    assert agreed({}, unsure, 0.3) is None

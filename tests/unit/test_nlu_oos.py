@@ -54,3 +54,15 @@ def test_calibrate_tunes_the_threshold_on_the_model(tiny_model_dir: Path, tiny_d
 def test_shipped_oos_file() -> None:
     tune, test = load_oos(Path("nlu/data/out_of_scope.txt"))
     assert len(tune) >= 50 and len(test) >= 50 and not set(tune) & set(test)
+
+
+def test_threshold_meets_an_oos_target_within_the_budget() -> None:
+    in_conf = torch.tensor([0.95, 0.9, 0.85, 0.7, 0.6])
+    in_correct = torch.tensor([True, True, True, True, True])
+    oos_conf = torch.tensor([0.3, 0.5, 0.65, 0.2])
+    assert tune_threshold(in_conf, in_correct, oos_conf, max_in_scope_drop=0.1) == pytest.approx(0.6)
+    t = tune_threshold(in_conf, in_correct, oos_conf, max_in_scope_drop=0.2, max_oos_accept=0.0)
+    assert t == pytest.approx(0.7)  # every OOS message below, one in-scope message given up
+    # a target the budget cannot pay for falls back to the best sum
+    t = tune_threshold(in_conf, in_correct, oos_conf, max_in_scope_drop=0.0, max_oos_accept=0.0)
+    assert t == pytest.approx(0.6)
