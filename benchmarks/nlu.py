@@ -251,7 +251,8 @@ def bench_realistic(model: Path, bitext: dict[str, Any], work: Path, *, stack: b
     """Realistic customer text next to templated text, for one model trained on Bitext's 90 % split."""
     out: dict[str, Any] = {
         "protocol": "model: nlu/config.yml trained on the 90 % Bitext hash split + the shipped customer data, "
-        "temperature and threshold fit on nlu/data/eval/realistic_dev.jsonl; figures on realistic_test.jsonl "
+        "temperature and fallback rule (confidence threshold + out-of-scope ceiling) fit on "
+        "nlu/data/eval/realistic_dev.jsonl; figures on realistic_test.jsonl "
         "(never trained or tuned on), served with ONNX fp32; templated = the same model on Bitext's held-out 10 %",
         **score_realistic(model),
         "templated_bitext_accuracy": bitext["accuracy"],

@@ -1,6 +1,11 @@
 """Start Rasa (runs in the Rasa venv, Python 3.10): ``python bot/rasa_launch.py <rasa args>``.
 
-It applies six fixes before handing over to Rasa's own CLI.
+It applies six fixes before handing over to Rasa's own CLI, and adds the gateway's turn call.
+
+``POST /webhooks/rest/turn`` answers one customer message in one request: the bot's replies,
+the NLU's parse of the message (Rasa parses it once, with our NLU service) and ``held``. With
+``hold_if_negative`` a message the NLU calls negative with at least that confidence pauses the
+conversation before the bot answers; the gateway then opens the handoff.
 
 Rasa's REST channel answers anyone, with any ``metadata`` (the customer id the actions trust),
 and its HTTP API is open unless ``--auth-token`` is given on the command line (where every
@@ -88,8 +93,40 @@ def bearer_matches(header: str | None, token: str) -> bool:
     return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
 
 
+def very_negative(parse: dict[str, Any] | None, hold: float | None) -> bool:
+    """Whether a parse says the customer is negative with at least ``hold`` confidence (``None``: never)."""
+    sentiment = (parse or {}).get("sentiment")
+    if hold is None or not isinstance(sentiment, dict) or sentiment.get("label") != "negative":
+        return False
+    score = sentiment.get("score")
+    return isinstance(score, (int, float)) and float(score) >= float(hold)
+
+
+async def parse_then_maybe_pause(agent: Any, message: Any, hold: float | None) -> bool:
+    """Parse ``message`` once (the processor then uses this parse) and, when the customer is very
+    negative, pause the conversation before the bot answers: the message is recorded, not answered,
+    and the gateway opens a handoff. Returns whether it paused."""
+    from rasa.shared.core.events import ConversationPaused
+
+    processor = agent.processor
+    message.parse_data = await processor.parse_message(message)
+    if not very_negative(message.parse_data, hold):
+        return False
+    async with agent.lock_store.lock(message.sender_id):
+        tracker = await processor.fetch_tracker_and_update_session(
+            message.sender_id, message.output_channel, message.metadata
+        )
+        tracker.update(ConversationPaused())
+        await processor.save_tracker(tracker)
+    return True
+
+
 def strict_rest_channel() -> None:
-    """Register a REST channel whose failed turns answer 500 (same URL, request and reply format)."""
+    """Register a REST channel whose failed turns answer 500 (same URL, request and reply format).
+
+    It also answers ``POST /webhooks/rest/turn`` (the gateway's one call per customer message):
+    ``{"sender", "message", "metadata", "hold_if_negative"}`` → ``{"messages", "parse", "held"}``.
+    """
     import logging
 
     from rasa.core import channels
@@ -125,6 +162,29 @@ def strict_rest_channel() -> None:
                     log.error("turn of %s failed: %s", sender, type(exc).__name__)
                     return response.json({"error": type(exc).__name__}, status=500)
                 return response.json(collector.messages)
+
+            @bp.route("/turn", methods=["POST"])
+            async def turn(request: Any) -> Any:
+                """One customer turn for the gateway: the replies, the parse and whether the bot held back."""
+                if not bearer_matches(request.headers.get("authorization"), token):
+                    return response.json({"error": "missing or wrong Rasa token"}, status=401)
+                body = request.json if isinstance(request.json, dict) else {}
+                sender, text, hold = body.get("sender"), body.get("message"), body.get("hold_if_negative")
+                metadata = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
+                if not isinstance(sender, str) or not sender or not isinstance(text, str):
+                    return response.json({"error": "sender and message (strings) are required"}, status=400)
+                if hold is not None and not isinstance(hold, (int, float)):
+                    return response.json({"error": "hold_if_negative must be a number or null"}, status=400)
+                collector = CollectingOutputChannel()
+                message = UserMessage(text, collector, sender, input_channel="rest", metadata=metadata)
+                agent = request.app.ctx.agent
+                try:
+                    held = await parse_then_maybe_pause(agent, message, hold)
+                    await on_new_message(message)
+                except Exception as exc:  # as above: the caller keeps the message and asks to retry
+                    log.error("turn of %s failed: %s", sender, type(exc).__name__)
+                    return response.json({"error": type(exc).__name__}, status=500)
+                return response.json({"messages": collector.messages, "parse": message.parse_data, "held": held})
 
             return bp
 

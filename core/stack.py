@@ -97,11 +97,43 @@ def rasa_model_path(settings: Settings) -> Path:
     return settings.var_dir / "models" / "rasa" / "core.tar.gz"
 
 
+def nlu_model_state(settings: Settings) -> tuple[bool, str]:
+    """Whether the launcher must (re)train the NLU model, and why.
+
+    A model the launcher trains (shipped settings) is retrained when any training input changed
+    (``nlu.fingerprint``). A model trained with other options, or one without a stamp outside
+    ``var/``, is the user's: it is kept, with a warning when its inputs are stale.
+    """
+    from nlu.fingerprint import inputs_hash, read_stamp  # no torch: the launcher stays light
+
+    model = settings.nlu_model_dir
+    if not (model / "nlu_meta.json").exists():
+        return True, "no NLU model yet (first run only, a few minutes on 2 cores)"
+    stamp = read_stamp(model)
+    if stamp is None:
+        if model.resolve().is_relative_to(settings.var_dir.resolve()):
+            return True, "the NLU model predates input stamps"
+        log.warning("NLU model %s has no input stamp: kept as it is (retrain with python -m nlu.train)", model)
+        return False, ""
+    if stamp["inputs"] == inputs_hash():
+        return False, ""
+    if stamp.get("options"):
+        log.warning(
+            "NLU model %s was trained with custom options %s from older inputs: kept; retrain it to pick up"
+            " the changes",
+            model,
+            sorted(stamp["options"]),
+        )
+        return False, ""
+    return True, "the NLU training inputs changed (nlu/config.yml, nlu/data, bot/data/nlu.yml, the FAQ or nlu/*.py)"
+
+
 def ensure_nlu_model(settings: Settings) -> None:
-    """Train the NLU model if there is none (progress bars in the terminal)."""
-    if (settings.nlu_model_dir / "nlu_meta.json").exists():
+    """Train the NLU model when missing or when its inputs changed (progress bars in the terminal)."""
+    needed, why = nlu_model_state(settings)
+    if not needed:
         return
-    log.info("training the NLU model (first run only, a few minutes on 2 cores)...")
+    log.info("training the NLU model: %s...", why)
     subprocess.run(
         [PY, "-m", "nlu.train", "--out", str(settings.nlu_model_dir)], check=True, env=child_env(settings), cwd=ROOT
     )

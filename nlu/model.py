@@ -45,6 +45,7 @@ class ModelMeta:
     temperature: float = 1.0  # intent logits are divided by this (fit on dev data)
     threshold: float = 0.0  # calibrated confidence below which we answer nlu_fallback
     oos_intent: str = ""  # a trained out-of-scope class, served as nlu_fallback ("" = none)
+    oos_threshold: float = 1.0  # nlu_fallback also when the oos_intent class gets at least this probability
     retrieval_intent: str = ""  # a trained "FAQ topic without an intent" class, also served as nlu_fallback
 
     @property

@@ -113,7 +113,9 @@ class Predictor:
         if no_intent > float(intent["confidence"]):
             intent = {"name": FALLBACK_INTENT, "confidence": round(no_intent, 6)}
             ranking = [intent, *ranking]
-        elif float(intent["confidence"]) < self.meta.threshold:
+        elif float(intent["confidence"]) < self.meta.threshold or self._out_of_scope_p(intent_p) >= (
+            self.meta.oos_threshold
+        ):
             intent = {"name": FALLBACK_INTENT, "confidence": intent["confidence"]}
             ranking = [intent, *ranking]
         scores = {name: round(float(p), 6) for name, p in zip(self.meta.sentiments, sent_p, strict=True)}
@@ -127,6 +129,12 @@ class Predictor:
             ),
             "sentiment": {"label": label, "score": scores[label], "scores": scores},
         }
+
+    def _out_of_scope_p(self, intent_p: torch.Tensor) -> float:
+        """The probability of the trained out-of-scope class (0 without one)."""
+        if self.meta.oos_intent not in self.meta.intents:
+            return 0.0
+        return float(intent_p[self.meta.intents.index(self.meta.oos_intent)])
 
     def _rules(self, text: str) -> list[dict[str, Any]]:
         """Exact-pattern entities, then catalog terms where no pattern matched."""

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import logging
 import random
 import shutil
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -24,15 +26,16 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase, get_linear_sche
 
 from core.settings import ROOT
 from nlu import data as nlu_data
-from nlu import evalset, onnx_backend
+from nlu import evalset, fingerprint, onnx_backend
 from nlu.augment import augment
 from nlu.calibration import fit_sentiment_bias, fit_temperature
 from nlu.data import SENTIMENTS, Example
 from nlu.encoding import bio_labels, encode, tag_names
+from nlu.errors import DataError, NLUError
 from nlu.evalset import Labelled
 from nlu.evaluate import evaluate, forward_batches
 from nlu.model import JointClassifier, ModelMeta, base_model_path, build, save
-from nlu.oos import load_oos, scores_at, tune_threshold
+from nlu.oos import accepted, load_oos, scores_at, tune_fallback, tune_threshold
 
 log = logging.getLogger(__name__)
 DEFAULT_CONFIG = ROOT / "nlu" / "config.yml"
@@ -268,12 +271,14 @@ def calibrate_realistic(
     max_neutral_negative: float | None = None,
     max_oos_accept: float | None = None,
 ) -> None:
-    """Temperature, fallback threshold (and sentiment offsets) fit on realistic messages (``nlu.evalset`` dev).
+    """Temperature, fallback rule (and sentiment offsets) fit on realistic messages (``nlu.evalset`` dev).
 
     In-scope messages and, when the model has an out-of-scope class, out-of-scope ones (gold: that
-    class) fit the temperature. The threshold then maximises in-scope accuracy + out-of-scope
-    rejection, giving up at most ``max_in_scope_drop`` of in-scope accuracy; a message the model
-    puts in its out-of-scope class is a fallback whatever the threshold.
+    class) fit the temperature. The fallback rule (a confidence threshold and a ceiling on the
+    out-of-scope class's probability, ``nlu.oos.tune_fallback``) then lets at most
+    ``max_oos_accept`` of the out-of-scope messages through where it can, giving up at most
+    ``max_in_scope_drop`` of in-scope accuracy; a message the model puts in a no-intent class is a
+    fallback whatever the rule.
     """
     oos_idx = meta.intents.index(meta.oos_intent) if meta.oos_intent in meta.intents else -1
     used = [(i, g) for i, g in zip(items, _gold_classes(items, meta), strict=True) if g is not None]
@@ -282,7 +287,9 @@ def calibrate_realistic(
     logits, _, _ = forward_batches(model, tokenizer, meta, [i.text for i, _ in used], device)
     gold = torch.tensor([meta.intents.index(str(g)) for _, g in used], dtype=torch.long)
     meta.temperature = fit_temperature(logits, gold)
-    conf, pred = torch.softmax(logits / meta.temperature, -1).max(-1)
+    probs = torch.softmax(logits / meta.temperature, -1)
+    conf, pred = probs.max(-1)
+    oos_p = probs[:, oos_idx] if oos_idx >= 0 else torch.zeros_like(conf)
     fallback = torch.tensor([name in meta.fallback_classes for name in meta.intents])
     served = torch.where(fallback[pred], torch.zeros_like(conf), conf)  # a no-intent class: always a fallback
     in_scope = torch.tensor([i.kind == "intent" for i, _ in used])
@@ -291,15 +298,20 @@ def calibrate_realistic(
     if oos_idx < 0 and oos_items:  # no class for them: their confidences are scored separately
         o_logits, _, _ = forward_batches(model, tokenizer, meta, [i.text for i in oos_items], device)
         oos_conf = torch.softmax(o_logits / meta.temperature, -1).max(-1).values
+        oos_oos = torch.zeros_like(oos_conf)
     else:
-        oos_conf = served[is_oos]
+        oos_conf, oos_oos = served[is_oos], oos_p[is_oos]
     correct = (pred == gold)[in_scope]
-    meta.threshold = tune_threshold(served[in_scope], correct, oos_conf, max_in_scope_drop, max_oos_accept)
+    meta.threshold, meta.oos_threshold = tune_fallback(
+        served[in_scope], oos_p[in_scope], correct, oos_conf, oos_oos, max_in_scope_drop, max_oos_accept
+    )
     if max_neutral_negative is not None:
         _fit_sentiment(model, tokenizer, meta, items, device, max_neutral_negative)
-    at = scores_at(meta.threshold, served[in_scope], correct, oos_conf)
-    meta.metrics["realistic_dev_intent_accuracy"] = at["in_scope_accuracy"]
-    meta.metrics["realistic_dev_oos_rejected"] = at["oos_recall"]
+    kept = accepted(served[in_scope], oos_p[in_scope], meta.threshold, meta.oos_threshold)
+    meta.metrics["realistic_dev_intent_accuracy"] = float((kept & correct).float().mean())
+    if len(oos_conf):
+        through = accepted(oos_conf, oos_oos, meta.threshold, meta.oos_threshold)
+        meta.metrics["realistic_dev_oos_rejected"] = 1.0 - float(through.float().mean())
 
 
 def write_card(out: Path, meta: ModelMeta, cfg: dict[str, Any], n_train: int, seconds: float) -> None:
@@ -312,7 +324,8 @@ def write_card(out: Path, meta: ModelMeta, cfg: dict[str, Any], n_train: int, se
         f"- entity types (BIO head): {', '.join(meta.entities) or 'none'}; regex rules add email/order/invoice ids",
         f"- trained on {n_train} examples in {seconds:.0f} s; epochs ≤ {cfg['epochs']}, lr {cfg['lr']}",
         f"- temperature {meta.temperature:.3f}; nlu_fallback below calibrated confidence {meta.threshold:.4f}"
-        f" and for the classes {', '.join(sorted(meta.fallback_classes)) or '(none)'}",
+        f" and for the classes {', '.join(sorted(meta.fallback_classes)) or '(none)'}"
+        + (f"; also when P({meta.oos_intent}) ≥ {meta.oos_threshold:.2f}" if meta.oos_threshold < 1.0 else ""),
         f"- sentiment logit offsets {meta.sentiment_bias or 'none'}; learned entities need confidence"
         f" {meta.entity_threshold}",
         "",
@@ -333,6 +346,7 @@ def write_card(out: Path, meta: ModelMeta, cfg: dict[str, Any], n_train: int, se
 def run(cfg: dict[str, Any], out: Path, *, encoder_path: Path | None = None, tiny: bool = False) -> ModelMeta:
     """Train end to end and save atomically into ``out``. Returns the saved metadata."""
     started = time.time()
+    inputs = fingerprint.inputs_hash()  # as read now: an edit during training retrains on the next run
     seed_everything(int(cfg["seed"]))
     device = pick_device()
     # 2 · data
@@ -384,6 +398,7 @@ def run(cfg: dict[str, Any], out: Path, *, encoder_path: Path | None = None, tin
     save(model.cpu(), tokenizer, meta, tmp)
     onnx_backend.export(model, tmp, quantize=True)
     write_card(tmp, meta, cfg, len(train), time.time() - started)
+    fingerprint.write_stamp(tmp, inputs, fingerprint.options(cfg, load_config()))
     old = out.with_name(out.name + ".old")
     shutil.rmtree(old, ignore_errors=True)
     if out.exists():
@@ -391,6 +406,46 @@ def run(cfg: dict[str, Any], out: Path, *, encoder_path: Path | None = None, tin
     tmp.rename(out)
     shutil.rmtree(old, ignore_errors=True)
     log.info("saved %s (dev %s) in %.0f s", out, meta.metrics, time.time() - started)
+    return meta
+
+
+def recalibrate(cfg: dict[str, Any], model_dir: Path) -> ModelMeta:
+    """Refit temperature, fallback rule and sentiment offsets of a saved model on the config's realistic dev split.
+
+    No retraining: after a change to the calibration settings or the dev split, seconds instead of
+    half an hour. The weights and the input stamp stay as they were.
+    """
+    from nlu.model import META_FILE, load
+
+    if not cfg.get("calibration_set"):
+        raise DataError("recalibration needs calibration_set in the config (a realistic dev split)")
+    path = _paths([cfg["calibration_set"]])[0]
+    if not path.exists():
+        raise DataError(f"{path}: calibration set not found")
+    model, tokenizer, meta = load(model_dir)
+    meta.sentiment_bias = []
+    neg, accept = cfg.get("max_neutral_negative"), cfg.get("max_oos_accept")
+    calibrate_realistic(
+        model,
+        tokenizer,
+        meta,
+        evalset.load(path),
+        torch.device("cpu"),
+        max_in_scope_drop=float(cfg.get("max_in_scope_drop", 1.0)),
+        max_neutral_negative=None if neg is None else float(neg),
+        max_oos_accept=None if accept is None else float(accept),
+    )
+    tmp = model_dir / (META_FILE + ".tmp")
+    tmp.write_text(json.dumps(asdict(meta), indent=2))
+    tmp.replace(model_dir / META_FILE)
+    with (model_dir / "README.md").open("a", encoding="utf-8") as card:
+        card.write(
+            f"\n## Recalibrated on {path.name}\n\n- temperature {meta.temperature:.3f}; threshold"
+            f" {meta.threshold:.4f}; P({meta.oos_intent}) ceiling {meta.oos_threshold:.2f}; sentiment offsets"
+            f" {meta.sentiment_bias or 'none'}\n"
+            + "".join(f"- {k}: {v:.4f}\n" for k, v in meta.metrics.items() if k.startswith("realistic_dev"))
+        )
+    log.info("recalibrated %s: threshold %.2f, oos ceiling %.2f", model_dir, meta.threshold, meta.oos_threshold)
     return meta
 
 
@@ -408,10 +463,26 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--base-model", dest="base_model")
     p.add_argument("--sentiment-csv", action="append", dest="sentiment_csv", help="replaces the config's list")
     p.add_argument("--intent-csv", action="append", dest="intent_csv", help="replaces the config's list")
+    p.add_argument(
+        "--recalibrate",
+        type=Path,
+        metavar="MODEL_DIR",
+        help="no training: refit the calibration of a saved model on the config's realistic dev split",
+    )
     args = vars(p.parse_args(argv))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    config_path, out = args.pop("config"), args.pop("out") or get_settings().nlu_model_dir
+    config_path, out, again = (
+        args.pop("config"),
+        args.pop("out") or get_settings().nlu_model_dir,
+        args.pop("recalibrate"),
+    )
     cfg = load_config(config_path, **args)
+    if again is not None:
+        try:
+            recalibrate(cfg, again)
+        except NLUError as exc:
+            raise SystemExit(f"cannot recalibrate {again}: {exc}") from exc
+        return
     run(cfg, Path(out))
 
 

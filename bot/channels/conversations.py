@@ -31,7 +31,7 @@ from sqlmodel import Session, col, select
 from bot.channels.auth import token_digest
 from bot.channels.errors import BadMessage, NotAuthenticated, RasaUnavailable
 from bot.channels.limits import UNLIMITED, Rate, RateLimiter
-from bot.channels.rasa_client import RasaClient
+from bot.channels.rasa_client import RasaClient, Turn
 from core.handoff import (
     CANCEL_BUTTON,
     CANCEL_PAYLOAD,
@@ -226,18 +226,19 @@ class ChatService:
                 mine,
                 *self._system(conv, "You're not waiting for a colleague right now. How can I help?", push=True),
             ]
+        # while a person has the conversation Rasa is paused already; otherwise it holds back for a very upset customer
+        hold = None if active is not None else self.negative_score
         try:
-            replies = self.rasa.send(conv.id, to_rasa, self._metadata(conv, raw))
+            turn = self.rasa.turn(conv.id, to_rasa, self._metadata(conv, raw), hold)
         except RasaUnavailable:
             note = "Sorry, I can't answer right now. Your message is saved; please try again in a minute."
             return [mine, *self._system(conv, note, push=True)]
-        self._annotate(mine)
-        new = [mine, *self._store(conv.id, [_from_rasa(conv.id, r) for r in replies])]
+        new = [mine, *self._store_turn(mine, turn)]
         if active is not None:
             if self.staff is not None:
                 self._safely(self.staff.customer_message, active, mine)
         else:
-            new += self._after_bot_turn(conv, mine)
+            new += self._after_bot_turn(conv, mine, held=turn.held)
         self._push(conv, new[1:])
         return new
 
@@ -263,13 +264,12 @@ class ChatService:
         return {"channel": conv.channel, "customer_id": conv.customer_id, "customer_verified": verified,
                 "proof": proof}  # fmt: skip
 
-    def _after_bot_turn(self, conv: Conversation, mine: ChatMessage) -> list[ChatMessage]:
-        """A handoff the bot just opened gets announced; a very upset customer gets one opened."""
+    def _after_bot_turn(self, conv: Conversation, mine: ChatMessage, *, held: bool) -> list[ChatMessage]:
+        """A handoff the bot just opened gets announced; a very upset customer (Rasa ``held``) gets one opened."""
         with self._session() as s:
             handoff = active_handoff(s, conv.id)
-            very_negative = mine.sentiment == "negative" and (mine.sentiment_score or 0.0) >= self.negative_score
             extra: list[ChatMessage] = []
-            if handoff is None and very_negative:
+            if handoff is None and held:
                 handoff = open_handoff(
                     s,
                     conversation_id=conv.id,
@@ -280,36 +280,38 @@ class ChatService:
                 position = queue_position(s, handoff)
                 s.commit()
                 s.refresh(handoff)
-                try:
-                    self.rasa.pause(conv.id)
-                except RasaUnavailable:
-                    log.warning("could not pause Rasa for %s; the gateway still keeps the bot out", conv.id)
                 note = "I'm sorry this has been frustrating. " + queued_notice(handoff.id, position)
                 extra = self._system(conv, note, buttons=[CANCEL_BUTTON])
         if handoff is not None:
             self.announce_pending()
         return extra
 
-    def _annotate(self, message: ChatMessage) -> None:
-        """Copy the NLU's intent and sentiment of the customer's latest message onto the stored one."""
-        try:
-            parse = self.rasa.latest_parse(message.conversation_id)
-        except RasaUnavailable:
-            return
-        intent = parse.get("intent") or {}
-        raw = parse.get("sentiment")
-        sentiment: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    def _store_turn(self, mine: ChatMessage, turn: Turn) -> list[ChatMessage]:
+        """In one transaction: the NLU's intent and sentiment onto the customer's message, and the bot's replies."""
+        raw_intent, raw_sentiment = turn.parse.get("intent"), turn.parse.get("sentiment")
+        intent: dict[str, Any] = raw_intent if isinstance(raw_intent, dict) else {}
+        sentiment: dict[str, Any] = raw_sentiment if isinstance(raw_sentiment, dict) else {}
+        replies = [_from_rasa(mine.conversation_id, r) for r in turn.replies]
         with self._session() as s:
-            row = s.get(ChatMessage, message.id)
-            if row is None:
-                return
-            row.intent, row.confidence = intent.get("name"), intent.get("confidence")
-            row.sentiment, row.sentiment_score = sentiment.get("label"), sentiment.get("score")
-            s.add(row)
+            row = s.get(ChatMessage, mine.id)
+            if row is not None:
+                row.intent, row.confidence = intent.get("name"), intent.get("confidence")
+                row.sentiment, row.sentiment_score = sentiment.get("label"), sentiment.get("score")
+                s.add(row)
+            for m in replies:
+                s.add(m)
+            conv = s.get(Conversation, mine.conversation_id)
+            if conv is not None and replies:
+                conv.last_activity_at = utcnow()
+                s.add(conv)
             s.commit()
-            s.refresh(row)
-            message.intent, message.confidence = row.intent, row.confidence
-            message.sentiment, message.sentiment_score = row.sentiment, row.sentiment_score
+            for m in replies:
+                s.refresh(m)
+            if row is not None:
+                s.refresh(row)
+                mine.intent, mine.confidence = row.intent, row.confidence
+                mine.sentiment, mine.sentiment_score = row.sentiment, row.sentiment_score
+        return replies
 
     # ----- the staff side ----------------------------------------------------------------------
     def claim(self, handoff_id: int, agent: str) -> Change:

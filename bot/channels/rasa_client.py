@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import zlib
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
@@ -12,6 +13,15 @@ import httpx
 from bot.channels.errors import RasaUnavailable
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class Turn:
+    """What one customer message got from Rasa."""
+
+    replies: list[dict[str, Any]]
+    parse: dict[str, Any] = field(default_factory=dict)  # intent, entities, sentiment of the message
+    held: bool = False  # the customer was very negative: paused before answering
 
 
 class RasaClient:
@@ -67,22 +77,21 @@ class RasaClient:
     def _conv(sender: str) -> str:
         return f"/conversations/{quote(sender, safe='')}"
 
-    def send(self, sender: str, text: str, metadata: dict[str, Any]) -> list[dict[str, Any]]:
-        """One customer message through the REST channel; the bot's replies (none while paused)."""
-        body = {"sender": sender, "message": text, "metadata": metadata}
-        replies = self._call("POST", "/webhooks/rest/webhook", sender=sender, json=body, headers=self._channel_headers)
-        return replies if isinstance(replies, list) else []
+    def turn(self, sender: str, text: str, metadata: dict[str, Any], hold_if_negative: float | None) -> Turn:
+        """One customer message, one request: the bot's replies, the NLU's parse, and whether Rasa held back.
 
-    def latest_parse(self, sender: str) -> dict[str, Any]:
-        """The NLU result of the conversation's latest user message (intent, sentiment, entities)."""
-        state = self._call("GET", self._conv(sender) + "/tracker", sender=sender, params={"include_events": "NONE"},
-                           api=True)  # fmt: skip
-        return dict(state.get("latest_message") or {})
-
-    def pause(self, sender: str) -> None:
-        """Stop the bot from answering (Rasa still records and parses each message)."""
-        self._call("POST", self._conv(sender) + "/tracker/events", sender=sender, json=[{"event": "pause"}],
-                   api=True)  # fmt: skip
+        With ``hold_if_negative``, a message the NLU calls negative with at least that confidence
+        pauses the conversation before the bot answers (``held``: no replies; open a handoff).
+        """
+        body = {"sender": sender, "message": text, "metadata": metadata, "hold_if_negative": hold_if_negative}
+        got = self._call("POST", "/webhooks/rest/turn", sender=sender, json=body, headers=self._channel_headers)
+        got = got if isinstance(got, dict) else {}
+        replies, parse = got.get("messages"), got.get("parse")
+        return Turn(
+            replies=[r for r in replies if isinstance(r, dict)] if isinstance(replies, list) else [],
+            parse=parse if isinstance(parse, dict) else {},
+            held=got.get("held") is True,
+        )
 
     def resume(self, sender: str) -> None:
         """Let the bot answer again.

@@ -21,13 +21,9 @@ QUICK = {"cap_per_intent": 60, "min_per_intent": 30, "epochs": 3, "customer_repe
 
 
 def _quick_model_key() -> str:
-    h = hashlib.sha256(repr(sorted(QUICK.items())).encode())
-    files = [ROOT / "nlu" / "config.yml", ROOT / "bot" / "data" / "nlu.yml"]
-    files += sorted(f for f in (ROOT / "nlu" / "data").rglob("*") if f.is_file()) + sorted((ROOT / "nlu").glob("*.py"))
-    files.append(ROOT / "bot" / "kb" / "faq.yml")  # its intent-less entries train the FAQ-topic class
-    for f in files:
-        h.update(f.name.encode() + f.read_bytes())
-    return h.hexdigest()[:12]
+    from nlu.fingerprint import inputs_hash
+
+    return hashlib.sha256((repr(sorted(QUICK.items())) + inputs_hash()).encode()).hexdigest()[:12]
 
 
 @pytest.fixture(scope="session")

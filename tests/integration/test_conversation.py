@@ -236,6 +236,34 @@ def test_handoff_to_a_person_and_back_through_the_gateway(stack: Stack) -> None:
     assert (rating.rating, rating.handoff_id) == (5, handoff.id) and steps == ["queued", "claimed", "resolved"]
 
 
+def test_one_turn_request_returns_replies_and_parse_and_holds_back_for_an_angry_customer(stack: Stack) -> None:
+    """The gateway's single call per message (bot/rasa_launch.py ``/webhooks/rest/turn``) on the real Rasa."""
+    url = stack.settings.url(stack.settings.rasa_port) + "/webhooks/rest/turn"
+
+    def turn(sender: str, text: str, hold: float | None) -> dict:  # type: ignore[type-arg]
+        body: dict[str, object] = {"sender": sender, "message": text, "metadata": {}, "hold_if_negative": hold}
+        r = httpx.post(url, json=body, headers=stack.rasa_auth, timeout=60)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    calm, angry = f"turn-calm-{uuid.uuid4().hex[:6]}", f"turn-angry-{uuid.uuid4().hex[:6]}"
+    got = turn(calm, "hello", 0.0)
+    assert got["held"] is False and got["messages"] and got["parse"]["intent"]["name"] == "greet"
+    assert got["parse"]["sentiment"]["label"] in {"neutral", "positive"}
+    got = turn(angry, ANGRY[0], 0.0)  # negative at any confidence: held
+    assert got["held"] is True and got["messages"] == [] and got["parse"]["sentiment"]["label"] == "negative"
+    tracker = httpx.get(
+        stack.settings.url(stack.settings.rasa_port) + f"/conversations/{angry}/tracker",
+        params={"token": stack.settings.rasa_token},
+        timeout=30,
+    ).json()
+    assert tracker["paused"] is True and tracker["latest_message"]["text"] == ANGRY[0]  # recorded, not answered
+    assert turn(angry, "hello?", None)["messages"] == []  # still paused until a person hands back
+    assert httpx.post(url, json={"sender": calm, "message": "hi"}, timeout=30).status_code == 401
+    bad = httpx.post(url, json={"sender": 7, "message": "hi"}, headers=stack.rasa_auth, timeout=30)
+    assert bad.status_code == 400 and "sender and message" in bad.text
+
+
 @pytest.mark.parametrize("database_url", DBS[:1], indirect=True)
 def test_customers_see_only_what_is_theirs_through_the_gateway(stack: Stack) -> None:
     """Issue 18: orders, ratings and card clicks belong to the conversation; commands are the bot's buttons."""

@@ -36,6 +36,7 @@ class FakeRasa:
     received: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
     agent_events: list[tuple[str, str]] = field(default_factory=list)
     latest: dict[str, dict[str, Any]] = field(default_factory=dict)
+    calls: list[tuple[str, str]] = field(default_factory=list)  # (method, path) of every request
     down: bool = False
 
     def transport(self) -> httpx.MockTransport:
@@ -46,8 +47,20 @@ class FakeRasa:
         if self.down:
             raise httpx.ConnectError("connection refused", request=request)
         path = request.url.path
+        self.calls.append((request.method, path))
         if path == "/webhooks/rest/webhook":
             return httpx.Response(200, json=self._message(json.loads(request.content)))
+        if path == "/webhooks/rest/turn":  # like bot/rasa_launch.py's: parse, maybe pause, then answer
+            body = json.loads(request.content)
+            sender, hold = body["sender"], body.get("hold_if_negative")
+            parse = self._parse(body["message"])
+            held = (
+                hold is not None and parse["sentiment"]["label"] == "negative" and parse["sentiment"]["score"] >= hold
+            )
+            if held:
+                self.paused.add(sender)
+            messages = self._message(body)
+            return httpx.Response(200, json={"messages": messages, "parse": self.latest[sender], "held": held})
         sender = unquote(path.split("/")[2])
         if path.endswith("/tracker"):
             return httpx.Response(
@@ -69,15 +82,19 @@ class FakeRasa:
             return httpx.Response(200, json={"messages": [{"recipient_id": sender, "text": CLOSING[name]}]})
         return httpx.Response(404, json={"message": "not found"})
 
-    def _message(self, body: dict[str, Any]) -> list[dict[str, Any]]:
-        sender, text = body["sender"], body["message"]
-        self.received.append((sender, text, body.get("metadata") or {}))
+    @staticmethod
+    def _parse(text: str) -> dict[str, Any]:
         negative = "furious" in text.lower()
-        self.latest[sender] = {
+        return {
             "text": text,
             "intent": {"name": "contact_human_agent" if "agent" in text else "greet", "confidence": 0.9},
             "sentiment": {"label": "negative" if negative else "neutral", "score": 0.97 if negative else 0.8},
         }
+
+    def _message(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        sender, text = body["sender"], body["message"]
+        self.received.append((sender, text, body.get("metadata") or {}))
+        self.latest[sender] = self._parse(text)
         if sender in self.paused:
             return []
         if "agent" in text.lower():

@@ -241,6 +241,22 @@ def test_a_very_negative_customer_is_handed_over(gateway) -> None:  # type: igno
     assert h.reason == "negative_sentiment" and h.announced_at is not None
     assert (stored.sentiment, stored.sentiment_score) == ("negative", 0.97)
     assert h.conversation_id in fake.paused
+    assert [m["role"] for m in said] == ["customer", "system"]  # held before the bot answered: no bot reply
+
+
+def test_one_request_to_rasa_per_customer_message(gateway) -> None:  # type: ignore[no-untyped-def]
+    client, fake, service = gateway
+    who = _customer(client, customer_id="cust0001")
+    fake.calls.clear()
+    said = _say(client, who, "hello")
+    assert fake.calls == [("POST", "/webhooks/rest/turn")]  # replies and parse in one round trip
+    with Session(service.engine) as s:
+        stored = s.get(ChatMessage, said[0]["id"])
+    assert stored is not None and (stored.intent, stored.sentiment) == ("greet", "neutral")
+    _say(client, who, "agent please")  # the bot opens a handoff: still one call per message
+    fake.calls.clear()
+    _say(client, who, "are you there?")  # while waiting: recorded by paused Rasa, no hold asked
+    assert fake.calls == [("POST", "/webhooks/rest/turn")]
 
 
 def test_resume_is_retried_when_rasa_was_down(gateway) -> None:  # type: ignore[no-untyped-def]

@@ -65,6 +65,17 @@ def test_threshold_gives_fallback(tiny_model_dir: Path) -> None:
     assert r["intent"]["name"] == FALLBACK_INTENT and r["intent_ranking"][0]["name"] == FALLBACK_INTENT
 
 
+def test_out_of_scope_mass_gives_fallback(tiny_model_dir: Path) -> None:
+    p = load_predictor(tiny_model_dir)
+    top, second = p.parse("hello")["intent_ranking"][:2]
+    p.meta.oos_intent = second["name"]  # pretend the runner-up class is the out-of-scope class
+    p.meta.oos_threshold = second["confidence"] + 1e-4
+    assert p.parse("hello")["intent"]["name"] == top["name"]  # below the ceiling: the top intent stands
+    p.meta.oos_threshold = second["confidence"] - 1e-4
+    r = p.parse("hello")
+    assert r["intent"]["name"] == FALLBACK_INTENT and r["intent_ranking"][1]["name"] == top["name"]
+
+
 def test_batch_matches_single(tiny_model_dir: Path) -> None:
     p = load_predictor(tiny_model_dir)
     texts = ["hi", "where is my order 100234", "/greet"]
@@ -89,3 +100,11 @@ def test_temperature_scaling_reduces_overconfidence() -> None:
 
 def test_macro_recall() -> None:
     assert macro_recall([0, 0, 1, 2], [0, 1, 1, 2], 3) == pytest.approx((1 + 0.5 + 1) / 3)
+
+
+def test_training_stamps_its_inputs_and_options(tiny_model_dir: Path) -> None:
+    from nlu.fingerprint import inputs_hash, read_stamp
+
+    stamp = read_stamp(tiny_model_dir)
+    assert stamp is not None and stamp["inputs"] == inputs_hash()
+    assert "out_of_scope" in stamp["options"]  # the tiny run overrides the shipped config: the launcher keeps it

@@ -275,3 +275,35 @@ def test_faq_topic_examples_and_sentiment_weights(tmp_path: Path) -> None:
     train = [Example("a", sentiment="neutral")] * 9 + [Example("b", sentiment="positive")]
     w = sentiment_class_weights(train, ["negative", "neutral", "positive"])
     assert w[0] == 1.0 and w[2] > w[1] and float(w[2] / w[1]) == pytest.approx(3.0)
+
+
+def test_recalibrate_refits_a_saved_model_without_training(tiny_model_dir: Path, tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    from nlu.errors import DataError
+    from nlu.model import META_FILE
+    from nlu.train import load_config, recalibrate
+
+    model_dir = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model_dir)
+    rows = [
+        ("hello there", "greet", "neutral"),
+        ("where is my order", "track_order", "neutral"),
+        ("tell me a joke", "none", "neutral"),
+        ("this is awful", "complaint", "negative"),
+    ]
+    dev = tmp_path / "dev.jsonl"
+    dev.write_text(
+        "".join(
+            json.dumps({"text": t, "intent": i, "faq": None, "entities": [], "sentiment": s}) + "\n" for t, i, s in rows
+        )
+    )
+    weights = (model_dir / "heads.safetensors").read_bytes()
+    meta = recalibrate(load_config(calibration_set=str(dev), max_oos_accept=0.5), model_dir)
+    saved = json.loads((model_dir / META_FILE).read_text())
+    assert saved["threshold"] == meta.threshold and saved["oos_threshold"] == meta.oos_threshold
+    assert "Recalibrated on dev.jsonl" in (model_dir / "README.md").read_text()
+    assert (model_dir / "heads.safetensors").read_bytes() == weights  # no training
+    with pytest.raises(DataError, match="not found"):
+        recalibrate(load_config(calibration_set=str(tmp_path / "missing.jsonl")), model_dir)

@@ -27,7 +27,8 @@ class Workers:
             raise httpx.ReadTimeout("no answer", request=request)
         body = json.loads(request.content)
         self.seen.append((host, body["sender"]))
-        return httpx.Response(200, json=[{"recipient_id": body["sender"], "text": f"hi from {host}"}])
+        messages = [{"recipient_id": body["sender"], "text": f"hi from {host}"}]
+        return httpx.Response(200, json={"messages": messages, "parse": {"intent": {"name": "greet"}}, "held": False})
 
 
 @pytest.fixture()
@@ -40,7 +41,7 @@ def test_each_conversation_sticks_to_one_worker_and_both_get_work(workers: tuple
     w, client = workers
     for n in range(20):
         for _ in range(3):
-            client.send(f"conv-{n}", "hello", {})
+            client.turn(f"conv-{n}", "hello", {}, None)
     by_conv: dict[str, set[str]] = {}
     for host, sender in w.seen:
         by_conv.setdefault(sender, set()).add(host)
@@ -51,16 +52,30 @@ def test_each_conversation_sticks_to_one_worker_and_both_get_work(workers: tuple
 def test_a_refused_connection_moves_to_the_next_worker(workers: tuple[Workers, RasaClient]) -> None:
     w, client = workers
     w.down.add("a")
-    replies = [client.send(f"conv-{n}", "hello", {})[0]["text"] for n in range(10)]
+    replies = [client.turn(f"conv-{n}", "hello", {}, None).replies[0]["text"] for n in range(10)]
     assert set(replies) == {"hi from b"} and len(w.seen) == 10
     w.down.add("b")
     with pytest.raises(RasaUnavailable):
-        client.send("conv-1", "hello", {})
+        client.turn("conv-1", "hello", {}, None)
 
 
 def test_a_worker_that_took_the_request_is_not_retried_elsewhere(workers: tuple[Workers, RasaClient]) -> None:
     w, client = workers
     w.broken.update({"a", "b"})
     with pytest.raises(RasaUnavailable, match="ReadTimeout"):
-        client.send("conv-1", "hello", {})
+        client.turn("conv-1", "hello", {}, None)
     assert w.seen == []  # not sent twice (the broken worker may have processed it; nobody else did)
+
+
+def test_a_turn_reads_replies_parse_and_hold_defensively() -> None:
+    answers = iter(
+        [
+            {"messages": [{"text": "hi"}, "junk"], "parse": {"intent": {"name": "greet"}}, "held": True},
+            ["an old REST reply"],  # not a turn answer: nothing usable, no crash
+        ]
+    )
+    client = RasaClient("http://a", transport=httpx.MockTransport(lambda r: httpx.Response(200, json=next(answers))))
+    turn = client.turn("c", "hello", {}, 0.9)
+    assert turn.replies == [{"text": "hi"}] and turn.parse["intent"]["name"] == "greet" and turn.held
+    empty = client.turn("c", "hello", {}, None)
+    assert empty.replies == [] and empty.parse == {} and not empty.held
