@@ -1,6 +1,6 @@
 """Load test: many customers chatting at once through the gateway, then a count of what was stored.
 
-``python -m benchmarks.load [--levels 20,200] [--minutes 10] [--database-url URL]`` starts the real
+``python -m benchmarks.load [--levels 20,200] [--minutes 10] [--long-turns 300] [--database-url URL]`` starts the real
 stack on free loopback ports (the trained NLU model of settings.nlu_model_dir, SQLite unless a
 database URL is given), then, for each level, keeps that many conversations going for the given
 time: each virtual customer opens a web-chat session, plays a multi-turn script drawn from
@@ -14,8 +14,13 @@ answer, a transport failure, or the gateway's "can't answer right now" note. Aft
 turn answered 200 is looked up: in the transcript (``chat_message``) and in Rasa's tracker
 (``events``), per conversation. The load generator runs on the same machine (asyncio, one core's
 worth at most). Rate limits per address are lifted for the run (all customers come from
-127.0.0.1); the per-customer limit stays on. Writes benchmarks/results/load.json (one section per
-database and Rasa worker count).
+127.0.0.1); the per-customer limit stays on. CPU per turn: the user + system CPU time each
+service process used during the level (``/proc/<pid>/stat``, warm-up included), divided by every
+turn answered in it (warm-up included), and the load generator's own. Long conversation
+(``--long-turns N``): one customer sends N messages one after another in a single conversation
+(cycling through small talk, an order question and FAQ questions, none of which hands over),
+and the turn times of turns 6-15 are compared with those of the last ten. Writes
+benchmarks/results/load.json (one section per database and Rasa worker count).
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ import httpx
 from benchmarks.common import missing_turns, percentile, table, write_results
 from core.internal_tokens import with_internal_tokens
 from core.settings import Settings, get_settings
-from core.stack import free_port, stop_all, up
+from core.stack import Service, free_port, stop_all, up
 
 log = logging.getLogger("bench.load")
 WARMUP_S = 30.0
@@ -121,6 +126,73 @@ async def run_level(base: str, users: int, seconds: float, seed: int) -> Level:
     return level
 
 
+LONG_SCRIPT = [
+    "hello",
+    "where is my order 100234?",
+    "how do I return an item?",
+    "thanks",
+    "what payment methods do you accept?",
+]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a live process has used so far (Linux ``/proc``; 0 when it is gone)."""
+    import os
+
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime (fields 14, 15)
+
+
+def cpu_snapshot(services: list[Service]) -> dict[str, float]:
+    """CPU seconds so far per service and for this (load generator) process."""
+    snap = {s.name: cpu_seconds(s.proc.pid) for s in services if s.proc is not None}
+    snap["load generator"] = time.process_time()
+    return snap
+
+
+def cpu_per_turn(before: dict[str, float], after: dict[str, float], turns: int) -> dict[str, float]:
+    """Milliseconds of CPU per answered turn, per process, and the services' total (generator excluded)."""
+    per = {k: round(1000 * (after[k] - before.get(k, 0.0)) / max(turns, 1), 2) for k in after}
+    per["total (services)"] = round(sum(v for k, v in per.items() if k != "load generator"), 2)
+    return per
+
+
+def long_conversation(base: str, turns: int) -> tuple[list[float], int]:
+    """Turn times (ms) of one conversation of ``turns`` messages, sent one after another, and how many
+    turns got no bot reply (a handoff would pause the bot and make later turns cheap)."""
+    out: list[float] = []
+    silent = 0
+    with httpx.Client(base_url=base, timeout=60) as http:
+        r = http.post("/api/chat/sessions", json={"customer_id": "cust0001"})
+        r.raise_for_status()
+        auth = {"Authorization": f"Bearer {r.json()['token']}"}
+        for i in range(turns):
+            started = time.monotonic()
+            r = http.post("/api/chat/messages", json={"text": LONG_SCRIPT[i % len(LONG_SCRIPT)]}, headers=auth)
+            out.append((time.monotonic() - started) * 1000)
+            r.raise_for_status()
+            silent += not any(m["role"] == "bot" for m in r.json()["messages"])
+    return out, silent
+
+
+def long_summary(times: list[float], silent: int, cpu: dict[str, float]) -> dict[str, Any]:
+    """Early vs late turns of the long conversation."""
+    early, late = times[5:15], times[-10:]
+    e, lt = percentile(early, 50), percentile(late, 50)
+    return {
+        "turns": len(times),
+        "turns_without_bot_reply": silent,
+        "turn_6_15_median_ms": round(e, 1),
+        "last_10_turns_median_ms": round(lt, 1),
+        "late_vs_early": round(lt / e, 3) if e else None,
+        "turn_ms_by_50": [round(percentile(times[i : i + 50], 50), 1) for i in range(0, len(times), 50)],
+        "cpu_ms_per_turn": cpu,
+    }
+
+
 def summary(level: Level, seconds: float, missing: dict[str, int]) -> dict[str, Any]:
     """The figures of one level."""
     lat = level.latencies_ms or [float("nan")]
@@ -153,6 +225,9 @@ def main() -> None:
     p.add_argument("--database-url", default="", help="app + tracker database (default: SQLite files)")
     p.add_argument("--rasa-workers", type=int, default=1, help="Rasa processes (more than 1 needs --lock-store-url)")
     p.add_argument("--lock-store-url", default="")
+    p.add_argument("--long-turns", type=int, default=0, help="then one conversation of this many turns (0: none)")
+    p.add_argument("--nlu-model", type=Path, default=None, help="NLU model dir (default: settings.nlu_model_dir)")
+    p.add_argument("--label", default="", help="suffix of the results key (e.g. a baseline revision)")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     for noisy in ("httpx", "alembic"):
@@ -162,10 +237,12 @@ def main() -> None:
     minutes = minutes * len(levels) if len(minutes) == 1 else minutes
     if any(n < 1 or n > 1000 for n in levels) or len(minutes) != len(levels) or not all(0 < m <= 60 for m in minutes):
         p.error("levels must be 1-1000 conversations, with one --minutes (at most 60) or one per level")
+    if not 0 <= args.long_turns <= 5000:
+        p.error("--long-turns must be 0-5000")
     base_port = free_port()
     settings = Settings(
         var_dir=Path(tempfile.mkdtemp(prefix="bench-load-")), database_url=args.database_url,
-        nlu_model_dir=get_settings().nlu_model_dir, rec_model_dir=get_settings().rec_model_dir,
+        nlu_model_dir=args.nlu_model or get_settings().nlu_model_dir, rec_model_dir=get_settings().rec_model_dir,
         nlu_port=free_port(), action_port=free_port(), rasa_port=base_port, gateway_port=free_port(),
         monitor_metrics_port=0, rasa_workers=args.rasa_workers, lock_store_url=args.lock_store_url,
         rate_ip_per_minute=0, rate_sessions_per_minute=0,
@@ -177,12 +254,21 @@ def main() -> None:
         for n, (users, mins) in enumerate(zip(levels, minutes, strict=True)):
             log.info("level %d: %d concurrent conversations for %.1f min (+%.0f s warm-up)", n + 1, users, mins,
                      WARMUP_S)  # fmt: skip
+            before = cpu_snapshot(services)
             level = asyncio.run(run_level(settings.public_base_url, users, mins * 60, seed=n))
+            cpu = cpu_per_turn(before, cpu_snapshot(services), sum(level.answered.values()))
             time.sleep(2)
             results["levels"].append(
                 summary(level, mins * 60, missing_turns(settings.app_db_url, settings.tracker_db_url, level.answered))
+                | {"cpu_ms_per_turn": cpu}
             )
             log.info("%s", results["levels"][-1])
+        if args.long_turns:
+            log.info("one conversation of %d turns", args.long_turns)
+            before = cpu_snapshot(services)
+            times, silent = long_conversation(settings.public_base_url, args.long_turns)
+            cpu = cpu_per_turn(before, cpu_snapshot(services), len(times))
+            results["long_conversation"] = long_summary(times, silent, cpu)
     finally:
         stop_all(services)
     database = "postgresql" if args.database_url.startswith("postgresql") else "sqlite"
@@ -191,7 +277,25 @@ def main() -> None:
              r["errors"], r["missing_in_transcript"], r["missing_in_tracker"]] for r in results["levels"]]  # fmt: skip
     print(table(["conversations", "turns", "turns/s", "p50 ms", "p95 ms", "p99 ms", "errors",
                  "missing (transcript)", "missing (tracker)"], rows))  # fmt: skip
-    write_results("load", {f"{database}-{args.rasa_workers}-rasa": results}, merge=True)
+    for r in results["levels"]:
+        print(f"CPU ms per turn at {r['concurrent_conversations']} conversations: {r['cpu_ms_per_turn']}")
+    if "long_conversation" in results:
+        lc = results["long_conversation"]
+        print(
+            table(
+                ["turns", "turns 6-15 median ms", "last 10 median ms", "late / early", "CPU ms per turn"],
+                [
+                    [
+                        lc["turns"],
+                        lc["turn_6_15_median_ms"],
+                        lc["last_10_turns_median_ms"],
+                        lc["late_vs_early"],
+                        lc["cpu_ms_per_turn"]["total (services)"],
+                    ]
+                ],
+            )
+        )
+    write_results("load", {f"{database}-{args.rasa_workers}-rasa{args.label}": results}, merge=True)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from core.shop import proof_digests
 from core.stack import Service, free_port, stop_all, up
 from tests.unit.slack_mock import SlackMock
 
-QUICK = {"cap_per_intent": 60, "min_per_intent": 30, "epochs": 3, "customer_repeat": 1, "chat_noise": 0.0}
+QUICK = {"cap_per_intent": 60, "min_per_intent": 30, "epochs": 3, "customer_repeat": 2, "chat_noise": 0.0}
 
 
 def _quick_model_key() -> str:

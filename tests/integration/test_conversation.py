@@ -236,6 +236,7 @@ def test_handoff_to_a_person_and_back_through_the_gateway(stack: Stack) -> None:
     assert (rating.rating, rating.handoff_id) == (5, handoff.id) and steps == ["queued", "claimed", "resolved"]
 
 
+@pytest.mark.parametrize("database_url", DBS[:1], indirect=True)
 def test_one_turn_request_returns_replies_and_parse_and_holds_back_for_an_angry_customer(stack: Stack) -> None:
     """The gateway's single call per message (bot/rasa_launch.py ``/webhooks/rest/turn``) on the real Rasa."""
     url = stack.settings.url(stack.settings.rasa_port) + "/webhooks/rest/turn"
