@@ -5,7 +5,8 @@ stack on free loopback ports (the trained NLU model of settings.nlu_model_dir, S
 database URL is given), then, for each level, keeps that many conversations going for the given
 time: each virtual customer opens a web-chat session, plays a multi-turn script drawn from
 :data:`SCRIPTS` (order tracking with the order form, FAQ questions, recommendations, small talk),
-waits a human-like 3-8 s between messages, and starts a new conversation when the script ends.
+waits a human-like 3-8 s between messages (``--think``; shorter waits measure capacity), and starts
+a new conversation when the script ends.
 
 Protocol: a turn is one ``POST /api/chat/messages`` through the gateway (the path every customer
 takes: transcript, Rasa's REST channel, NLU service, action server, tracker store), timed from
@@ -14,7 +15,8 @@ answer, a transport failure, or the gateway's "can't answer right now" note. Aft
 turn answered 200 is looked up: in the transcript (``chat_message``) and in Rasa's tracker
 (``events``), per conversation. The load generator runs on the same machine (asyncio, one core's
 worth at most). Rate limits per address are lifted for the run (all customers come from
-127.0.0.1); the per-customer limit stays on. CPU per turn: the user + system CPU time each
+127.0.0.1), and so is the per-customer one (a scripted customer sends at most 20 a minute, under it;
+the long conversation sends back to back). CPU per turn: the user + system CPU time each
 service process used during the level (``/proc/<pid>/stat``, warm-up included), divided by every
 turn answered in it (warm-up included), and the load generator's own. Long conversation
 (``--long-turns N``): one customer sends N messages one after another in a single conversation
@@ -68,7 +70,9 @@ class Level:
         self.errors[kind] = self.errors.get(kind, 0) + 1
 
 
-async def customer(base: str, level: Level, stop_at: float, count_from: float, rng: random.Random) -> None:
+async def customer(
+    base: str, level: Level, stop_at: float, count_from: float, rng: random.Random, think: tuple[float, float]
+) -> None:
     """One virtual customer: conversations, one after another, until ``stop_at``."""
     # Idle connections are dropped before the server's 5 s keep-alive ends, as a browser's are after a pause:
     # reusing one the server is closing fails in transit, an artefact of the generator, not of the bot.
@@ -106,11 +110,12 @@ async def customer(base: str, level: Level, stop_at: float, count_from: float, r
                         level.error("rasa unavailable")
                     elif counted:
                         level.latencies_ms.append(elapsed)
-                await asyncio.sleep(rng.uniform(3.0, 8.0))
+                await asyncio.sleep(rng.uniform(*think))
 
 
-async def run_level(base: str, users: int, seconds: float, seed: int) -> Level:
-    """``users`` customers for ``seconds`` (plus warm-up); they start spread over the first 10 s."""
+async def run_level(base: str, users: int, seconds: float, seed: int, think: tuple[float, float] = (3.0, 8.0)) -> Level:
+    """``users`` customers for ``seconds`` (plus warm-up), each waiting ``think`` seconds (uniform) between
+    messages; they start spread over the first 10 s."""
     level = Level(users)
     now = time.monotonic()
     stop_at, count_from = now + WARMUP_S + seconds, now + WARMUP_S
@@ -118,7 +123,7 @@ async def run_level(base: str, users: int, seconds: float, seed: int) -> Level:
 
     async def delayed(i: int) -> None:
         await asyncio.sleep(10.0 * i / users)
-        await customer(base, level, stop_at, count_from, random.Random(rng.random()))
+        await customer(base, level, stop_at, count_from, random.Random(rng.random()), think)
 
     for outcome in await asyncio.gather(*(delayed(i) for i in range(users)), return_exceptions=True):
         if isinstance(outcome, BaseException):  # a customer that crashed stopped adding load: an error too
@@ -227,6 +232,11 @@ def main() -> None:
     p.add_argument("--lock-store-url", default="")
     p.add_argument("--long-turns", type=int, default=0, help="then one conversation of this many turns (0: none)")
     p.add_argument("--nlu-model", type=Path, default=None, help="NLU model dir (default: settings.nlu_model_dir)")
+    p.add_argument(
+        "--think",
+        default="3,8",
+        help="seconds a customer waits between messages, MIN,MAX (uniform); shorter waits measure capacity",
+    )
     p.add_argument("--label", default="", help="suffix of the results key (e.g. a baseline revision)")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -237,6 +247,12 @@ def main() -> None:
     minutes = minutes * len(levels) if len(minutes) == 1 else minutes
     if any(n < 1 or n > 1000 for n in levels) or len(minutes) != len(levels) or not all(0 < m <= 60 for m in minutes):
         p.error("levels must be 1-1000 conversations, with one --minutes (at most 60) or one per level")
+    try:
+        lo, hi = (float(x) for x in args.think.split(","))
+    except ValueError:
+        p.error("--think must be MIN,MAX seconds, e.g. 3,8")
+    if not 0 <= lo <= hi <= 600:
+        p.error("--think must satisfy 0 <= MIN <= MAX <= 600")
     if not 0 <= args.long_turns <= 5000:
         p.error("--long-turns must be 0-5000")
     base_port = free_port()
@@ -245,7 +261,7 @@ def main() -> None:
         nlu_model_dir=args.nlu_model or get_settings().nlu_model_dir, rec_model_dir=get_settings().rec_model_dir,
         nlu_port=free_port(), action_port=free_port(), rasa_port=base_port, gateway_port=free_port(),
         monitor_metrics_port=0, rasa_workers=args.rasa_workers, lock_store_url=args.lock_store_url,
-        rate_ip_per_minute=0, rate_sessions_per_minute=0,
+        rate_ip_per_minute=0, rate_sessions_per_minute=0, rate_customer_per_minute=0,
     )  # fmt: skip
     settings = with_internal_tokens(settings)  # restarts and checks below use the same tokens
     services = up(settings, timeout=300)
@@ -255,12 +271,12 @@ def main() -> None:
             log.info("level %d: %d concurrent conversations for %.1f min (+%.0f s warm-up)", n + 1, users, mins,
                      WARMUP_S)  # fmt: skip
             before = cpu_snapshot(services)
-            level = asyncio.run(run_level(settings.public_base_url, users, mins * 60, seed=n))
+            level = asyncio.run(run_level(settings.public_base_url, users, mins * 60, seed=n, think=(lo, hi)))
             cpu = cpu_per_turn(before, cpu_snapshot(services), sum(level.answered.values()))
             time.sleep(2)
             results["levels"].append(
                 summary(level, mins * 60, missing_turns(settings.app_db_url, settings.tracker_db_url, level.answered))
-                | {"cpu_ms_per_turn": cpu}
+                | {"think_seconds": [lo, hi], "cpu_ms_per_turn": cpu}
             )
             log.info("%s", results["levels"][-1])
         if args.long_turns:

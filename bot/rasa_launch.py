@@ -1,6 +1,6 @@
 """Start Rasa (runs in the Rasa venv, Python 3.10): ``python bot/rasa_launch.py <rasa args>``.
 
-It applies six fixes before handing over to Rasa's own CLI, and adds the gateway's turn call.
+It applies seven fixes before handing over to Rasa's own CLI, and adds the gateway's turn call.
 
 ``POST /webhooks/rest/turn`` answers one customer message in one request: the bot's replies,
 the NLU's parse of the message (Rasa parses it once, with our NLU service) and ``held``. With
@@ -34,6 +34,13 @@ action (``jsonschema.validate`` re-validates the schema itself each call, about
 50 ms on 2 cores). We compile the validator once and reuse it; the errors raised
 are the same (``best_match`` of the same validator's errors). Set
 ``RASA_SCHEMA_CACHE=0`` to measure without it.
+A conversation's cost grows with its current Rasa session: the SQL tracker store reads and
+replays every event since the session started on each turn, and the policies featurize that whole
+history. A Slack DM is one conversation for months, so the launcher starts a new session (slots
+carried over, as after the domain's expiry time) once a session holds ``RASA_SESSION_TURNS``
+customer messages, never inside a form or a handoff. The rules are single-turn (no rule looks
+further back than the message it answers), so no prediction changes.
+
 This file imports nothing from the project: the Rasa venv has none of its dependencies.
 """
 
@@ -81,6 +88,39 @@ def ping_tracker_store_connections() -> None:
         return {**original(url), "pool_pre_ping": True}
 
     tracker_store.create_engine_kwargs = create_engine_kwargs
+
+
+def session_full(events: Any, max_turns: int) -> bool:
+    """Whether the current session of ``events`` (Rasa events, oldest first) holds ``max_turns`` customer
+    messages (``0``: never full). Only the events since the last ``session_started`` count."""
+    if max_turns <= 0:
+        return False
+    turns = 0
+    for event in reversed(events):
+        kind = getattr(event, "type_name", "")
+        if kind == "session_started":
+            return False
+        turns += kind == "user"
+        if turns >= max_turns:
+            return True
+    return False
+
+
+def roll_long_sessions(max_turns: int) -> None:
+    """Patch MessageProcessor._has_session_expired: a session that is full (:func:`session_full`), with no
+    form active and no handoff pausing it, has expired too; the next message starts a new one."""
+    from rasa.core.processor import MessageProcessor
+
+    original = MessageProcessor._has_session_expired
+
+    def _has_session_expired(self: MessageProcessor, tracker: Any) -> bool:
+        if original(self, tracker):
+            return True
+        if tracker.active_loop_name or tracker.is_paused() or not self.domain.session_config.are_sessions_enabled():
+            return False
+        return session_full(tracker.events, max_turns)
+
+    MessageProcessor._has_session_expired = _has_session_expired  # type: ignore[method-assign]
 
 
 def bearer_matches(header: str | None, token: str) -> bool:
@@ -249,6 +289,7 @@ def main() -> None:
     ping_tracker_store_connections()
     strict_rest_channel()
     apologise_when_the_action_server_fails()
+    roll_long_sessions(int(os.environ.get("RASA_SESSION_TURNS", "20") or 0))
     if os.environ.get("RASA_SCHEMA_CACHE", "1") != "0":
         cache_action_schema_validator()
     from rasa.__main__ import main as rasa_main

@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     rasa_workers: int = Field(default=1, ge=1, le=16)
     # Rasa's lock store (redis://:password@host:6379/1): required with several Rasa workers; empty = in memory.
     lock_store_url: str = Field(default="", repr=False)
+    # Customer messages per Rasa session: after this many (outside a form and a handoff) the next message starts
+    # a new session with the slots carried over, so a turn's cost stays flat in a months-long Slack DM (Rasa
+    # reads and replays the current session's events on every turn). 0 = only the domain's expiry time.
+    rasa_session_turns: int = Field(default=20, ge=0, le=100_000)
 
     # Shared secrets of the internal services (empty: `core.stack` generates each on first run and keeps it in
     # var/internal-tokens.json, mode 600). Rasa sends NLU_TOKEN to the NLU service (`token` field); the gateway

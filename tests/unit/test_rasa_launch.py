@@ -1,6 +1,6 @@
 """The pure pieces of the Rasa launcher (it runs in Rasa's venv; these need no Rasa)."""
 
-from bot.rasa_launch import bearer_matches, very_negative
+from bot.rasa_launch import bearer_matches, session_full, very_negative
 
 
 def test_bearer_token_check() -> None:
@@ -16,3 +16,23 @@ def test_hold_only_for_confidently_negative_parses() -> None:
     assert not very_negative({"sentiment": {"label": "neutral", "score": 0.99}}, 0.5)
     for odd in (None, {}, {"sentiment": "negative"}, {"sentiment": {"label": "negative", "score": "high"}}):
         assert not very_negative(odd, 0.0)
+
+
+class _Event:
+    def __init__(self, type_name: str) -> None:
+        self.type_name = type_name
+
+
+def _events(*kinds: str) -> list[_Event]:
+    return [_Event(k) for k in kinds]
+
+
+def test_a_session_is_full_after_max_turns_customer_messages_since_it_started() -> None:
+    turn = ("user", "action", "bot", "action")
+    old_session = _events("session_started", *turn * 5)
+    new_session = _events("session_started", "action", *turn * 2)
+    assert session_full(old_session, 5) and not session_full(old_session, 6)
+    assert not session_full(old_session + new_session, 3)  # only the current session counts
+    assert session_full(old_session + new_session, 2)
+    assert not session_full(_events(*turn * 50), 0)  # 0: only the domain's expiry time ends a session
+    assert session_full(_events(*turn * 3), 3)  # a tracker from before sessions: all of it counts
